@@ -1,0 +1,1 @@
+"""The pipeline's decisions: detect, batch, process, route, archive, lineage."""

@@ -1,0 +1,227 @@
+"""The narrow interfaces between the core and the outside world.
+
+The core (datasets, validation, kpis, pipeline) talks only to these Protocols. Each backend
+implements them in ``salesflow.adapters``: a local folder, SQLite and Parquet on one machine;
+S3, DynamoDB, SQS and SNS on AWS. If the core needs something a port cannot give, the port is
+missing a method: add it here and to every adapter, never reach past it.
+
+Conventions every adapter keeps:
+- Keys are validated with ``salesflow.pipeline.keys.check_key`` before any I/O.
+- Every write is idempotent: repeating it after a crash leaves the same state.
+- SDK errors are mapped to ``TransientError`` (retry) or ``TerminalError`` with ``raise ... from``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import polars as pl
+
+from salesflow.models import (
+    Alert,
+    DeadLetter,
+    FileRecord,
+    FileStatus,
+    LetterStatus,
+    ObjectInfo,
+    PendingFile,
+)
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """The bucket: ``inbox/``, ``processed/``, ``failed/``, ``lake/``, ``reports/``."""
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Write ``data`` at ``key``; readers see the old object or the new one, never a part."""
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload a local file to ``key`` (atomically visible, like ``put_bytes``)."""
+
+    def get_bytes(self, key: str) -> bytes:
+        """The whole object. Raises ``FileNotFoundError`` if it does not exist."""
+
+    def fetch(self, key: str) -> AbstractContextManager[Path]:
+        """A local path to read the object from, valid inside the ``with`` block.
+
+        The local store yields the file itself; S3 downloads to a temporary file. Big files
+        are read from this path by Polars in bounded memory.
+        """
+
+    def exists(self, key: str) -> bool:
+        """Whether an object is stored at ``key``."""
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object whose key starts with ``prefix``, sorted by key."""
+
+    def move(self, src: str, dst: str) -> None:
+        """Copy then delete. Idempotent: if ``src`` is gone and ``dst`` exists, do nothing."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key``; deleting a missing key is not an error."""
+
+
+@dataclass(frozen=True)
+class AggregateSpec:
+    """Shape of one aggregate table (totals, KPIs): its name, key columns and column types."""
+
+    name: str
+    key: tuple[str, ...]
+    schema: dict[str, pl.DataType] = field(hash=False)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.schema)
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """Valid records per dataset, upserted by key.
+
+    Frames carry the dataset's typed columns plus ``_key`` (Utf8, the record key), ``_seq``
+    (Int64, the lineage ``seq`` of the file that wrote it) and ``_day`` (Date, the business
+    day; partitions the lake). When two files hold the same key, the higher ``_seq`` wins.
+    """
+
+    def write(self, dataset: str, seq: int, frame: pl.DataFrame) -> None:
+        """Store the valid records of file ``seq``. Writing the same ``seq`` again replaces
+        what that file wrote before, so a redo after a crash never duplicates."""
+
+    def drop(self, dataset: str, seq: int) -> None:
+        """Remove whatever file ``seq`` wrote (used when a file is redone or fails)."""
+
+    def read(
+        self,
+        dataset: str,
+        *,
+        days: Collection[date] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """The current version of every record (latest ``_seq`` per ``_key``), optionally
+        only those whose ``_day`` is in ``days``. Always includes ``_key``, ``_seq``, ``_day``."""
+
+    def count_by_seq(self, dataset: str) -> dict[int, int]:
+        """How many rows each file wrote (before dedup); the audit compares it with lineage."""
+
+
+@runtime_checkable
+class Tables(Protocol):
+    """Small state tables: lineage, pending batches, aggregates, alerts."""
+
+    # lineage (seed 004's ProcessedFiles)
+    def next_seq(self) -> int:
+        """A new, strictly increasing file sequence number."""
+
+    def get_file(self, key: str) -> FileRecord | None:
+        """The lineage row of the object at ``key`` (its inbox key)."""
+
+    def find_by_sha(
+        self, sha256: str, status: FileStatus = FileStatus.SUCCESS
+    ) -> FileRecord | None:
+        """A file with this content hash and status, if any (dedup)."""
+
+    def put_file(self, record: FileRecord, *, expect: FileStatus | None = None) -> bool:
+        """Upsert a lineage row. With ``expect``, only if the stored status is ``expect``
+        (or no row exists when ``expect`` is IN_PROGRESS and the row is new); returns
+        whether it was written. AWS uses a conditional write."""
+
+    def list_files(self, status: FileStatus | None = None) -> list[FileRecord]:
+        """Lineage rows, oldest first."""
+
+    # batching (seed 004's PendingBatches)
+    def add_pending(self, pending: PendingFile) -> None:
+        """Remember a file waiting for its batch (idempotent on key)."""
+
+    def list_pending(self) -> list[PendingFile]:
+        """Files waiting, oldest first."""
+
+    def remove_pending(self, keys: Sequence[str]) -> None:
+        """Forget files that were handed to a batch."""
+
+    # aggregates (totals, category_kpis, order_kpis)
+    def read_aggregates(
+        self, spec: AggregateSpec, *, column: str | None = None, values: Sequence[Any] | None = None
+    ) -> pl.DataFrame:
+        """Rows of the aggregate, optionally only those whose ``column`` is in ``values``.
+        Returns a frame with exactly ``spec.schema`` (empty if nothing stored)."""
+
+    def replace_aggregates(
+        self, spec: AggregateSpec, *, delete: pl.DataFrame, upsert: pl.DataFrame
+    ) -> None:
+        """In one step where the backend allows: delete the rows whose key is in ``delete``
+        (columns ``spec.key``), then upsert ``upsert`` (columns ``spec.schema``)."""
+
+    # alerts
+    def add_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
+        """Insert alerts not seen before (by ``id``); return only the new ones."""
+
+    def list_alerts(self, status: str | None = None) -> list[Alert]:
+        """Alerts, oldest first."""
+
+    def update_alert(self, alert: Alert) -> None:
+        """Store an alert's new status, attempts, error and sent time."""
+
+
+@runtime_checkable
+class DeadLetterQueue(Protocol):
+    """Rejected records with all their reasons (seeds 001/002's SQS DLQ)."""
+
+    def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Enqueue letters; a letter whose ``id`` is already queued is not queued twice."""
+
+    def list(
+        self,
+        *,
+        status: LetterStatus | None = None,
+        source_file: str | None = None,
+        rule: str | None = None,
+        limit: int | None = None,
+    ) -> list[DeadLetter]:
+        """Letters matching every filter given, oldest first."""
+
+    def get(self, letter_id: str) -> DeadLetter | None:
+        """One letter by id."""
+
+    def mark(self, letters: Sequence[DeadLetter], status: LetterStatus) -> None:
+        """Set the status of letters (SQS deletes REDRIVEN/DISCARDED messages)."""
+
+    def count(self, status: LetterStatus | None = None) -> int:
+        """How many letters (approximate on SQS)."""
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """One alert sink: log, JSONL file, SMTP, webhook, SNS."""
+
+    name: str
+
+    def send(self, alert: Alert) -> None:
+        """Deliver one alert. Raise ``TransientError`` to be retried later."""
+
+
+@dataclass
+class Backend:
+    """Everything the pipeline talks to, built once by ``salesflow.adapters.build_backend``."""
+
+    store: ObjectStore
+    records: RecordStore
+    tables: Tables
+    dlq: DeadLetterQueue
+    notifiers: list[Notifier]
+
+    def close(self) -> None:
+        for part in (self.store, self.records, self.tables, self.dlq, *self.notifiers):
+            closer = getattr(part, "close", None)
+            if callable(closer):
+                closer()
+
+
+def iter_batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    """Slices of ``items`` of at most ``size`` (DynamoDB writes 25, SQS sends 10)."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
