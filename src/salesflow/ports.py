@@ -88,9 +88,10 @@ class RecordStore(Protocol):
     day; partitions the lake). When two files hold the same key, the higher ``_seq`` wins.
     """
 
-    def write(self, dataset: str, seq: int, frame: pl.DataFrame) -> None:
-        """Store the valid records of file ``seq``. Writing the same ``seq`` again replaces
-        what that file wrote before, so a redo after a crash never duplicates."""
+    def write(self, dataset: str, seq: int, frame: pl.DataFrame, *, part: int = 0) -> None:
+        """Store one part (a chunk) of the valid records of file ``seq``. Writing the same
+        ``(seq, part)`` again replaces what it wrote before, so a redo never duplicates; the
+        pipeline calls ``drop(dataset, seq)`` before redoing a file."""
 
     def drop(self, dataset: str, seq: int) -> None:
         """Remove whatever file ``seq`` wrote (used when a file is redone or fails)."""

@@ -65,6 +65,6 @@ def report_key(key: str, dataset: str, seq: int) -> str:
     return f"{REPORTS}{dataset}/{seq:012d}-{posixpath.basename(key)}.json"
 
 
-def lake_key(dataset: str, year: int, month: int, seq: int) -> str:
-    """One Parquet fragment of the curated lake, Hive-partitioned."""
-    return f"{LAKE}{dataset}/year={year:04d}/month={month:02d}/part-{seq:012d}.parquet"
+def lake_key(dataset: str, year: int, month: int, seq: int, part: int = 0) -> str:
+    """One Parquet fragment of the curated lake, Hive-partitioned: file ``seq``, chunk ``part``."""
+    return f"{LAKE}{dataset}/year={year:04d}/month={month:02d}/part-{seq:012d}-{part:05d}.parquet"

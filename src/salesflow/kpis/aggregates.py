@@ -1,0 +1,114 @@
+"""The aggregate tables and the pure functions that compute them from records.
+
+KPI definitions (seed 004, made exact):
+
+- ``day``: the UTC date of ``order_items.created_at``;
+- ``items``: valid order_items rows of the day;
+- ``revenue``: sum of ``sale_price`` over items whose status is neither Cancelled nor Returned;
+- ``orders``: distinct ``order_id`` among the day's items;
+- ``avg_basket``: revenue / orders;
+- ``return_rate``: items with status Returned / items.
+
+Category comes from products through ``product_id``; an item whose product is unknown is
+counted under ``"(unknown)"`` (referential rules normally prevent it).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from salesflow.ports import AggregateSpec
+
+NOT_REVENUE = ("Cancelled", "Returned")
+UNKNOWN = "(unknown)"
+
+_METRICS: dict[str, pl.DataType] = {
+    "items": pl.Int64(),
+    "revenue": pl.Float64(),
+    "orders": pl.Int64(),
+    "avg_basket": pl.Float64(),
+    "returned": pl.Int64(),
+    "return_rate": pl.Float64(),
+}
+
+ORDER_KPIS = AggregateSpec("order_kpis", ("day",), {"day": pl.Date(), **_METRICS})
+CATEGORY_KPIS = AggregateSpec(
+    "category_kpis", ("category", "day"), {"category": pl.String(), "day": pl.Date(), **_METRICS}
+)
+TOTALS = AggregateSpec(
+    "totals",
+    ("scope", "id"),
+    {"scope": pl.String(), "id": pl.String(), "total_amount": pl.Float64(), "records": pl.Int64()},
+)
+AGGREGATES = {spec.name: spec for spec in (ORDER_KPIS, CATEGORY_KPIS, TOTALS)}
+
+# What each dataset's totals are grouped by (seed 000: totals by id). ``day`` is the ``_day``.
+TOTALS_BY: dict[str, dict[str, str]] = {
+    "online_retail": {"invoice": "InvoiceNo", "customer": "CustomerID", "day": "_day"},
+    "sale_events": {"day": "_day", "product": "product"},
+    "order_items": {"day": "_day"},
+}
+
+
+def _metrics() -> list[pl.Expr]:
+    counted = ~pl.col("status").is_in(NOT_REVENUE)
+    revenue = pl.col("sale_price").filter(counted).sum().cast(pl.Float64)
+    return [
+        pl.len().cast(pl.Int64).alias("items"),
+        revenue.alias("revenue"),
+        pl.col("order_id").n_unique().cast(pl.Int64).alias("orders"),
+        (pl.col("status") == "Returned").sum().cast(pl.Int64).alias("returned"),
+    ]
+
+
+def _finish(frame: pl.DataFrame, spec: AggregateSpec) -> pl.DataFrame:
+    return frame.with_columns(
+        (pl.col("revenue") / pl.col("orders")).alias("avg_basket"),
+        (pl.col("returned") / pl.col("items")).alias("return_rate"),
+    ).select([pl.col(c).cast(t) for c, t in spec.schema.items()])
+
+
+def order_kpis(items: pl.DataFrame) -> pl.DataFrame:
+    """Site-wide daily KPIs from order_items records (columns ``_day``, ``status``,
+    ``sale_price``, ``order_id``)."""
+    out = items.group_by(pl.col("_day").alias("day")).agg(_metrics()).sort("day")
+    return _finish(out, ORDER_KPIS)
+
+
+def category_kpis(items: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
+    """Category x day KPIs; ``products`` has ``_key`` (product id as text) and ``category``."""
+    cats = products.select(pl.col("_key").alias("_product"), pl.col("category"))
+    joined = items.with_columns(pl.col("product_id").cast(pl.String).alias("_product")).join(
+        cats, on="_product", how="left"
+    )
+    out = (
+        joined.with_columns(pl.col("category").fill_null(UNKNOWN))
+        .group_by("category", pl.col("_day").alias("day"))
+        .agg(_metrics())
+        .sort("category", "day")
+    )
+    return _finish(out, CATEGORY_KPIS)
+
+
+def totals(dataset: str, records: pl.DataFrame) -> pl.DataFrame:
+    """Totals of ``amount`` by each grouping of the dataset, scope ``<dataset>.<by>``."""
+    parts = []
+    for by, column in TOTALS_BY.get(dataset, {}).items():
+        parts.append(
+            records.group_by(pl.col(column).cast(pl.String).fill_null(UNKNOWN).alias("id"))
+            .agg(
+                pl.col("amount").sum().cast(pl.Float64).alias("total_amount"),
+                pl.len().cast(pl.Int64).alias("records"),
+            )
+            .with_columns(pl.lit(f"{dataset}.{by}").alias("scope"))
+            .select(list(TOTALS.schema))
+        )
+    if not parts:
+        return pl.DataFrame(schema=TOTALS.schema)
+    return pl.concat(parts).sort("scope", "id")
+
+
+def totals_columns(dataset: str) -> list[str]:
+    """The record columns ``totals`` needs for a dataset."""
+    cols = {c for c in TOTALS_BY.get(dataset, {}).values() if not c.startswith("_")}
+    return sorted(cols | {"amount"})
