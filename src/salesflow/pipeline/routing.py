@@ -1,0 +1,82 @@
+"""Turning validation output into dead letters and alerts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from salesflow.models import Alert, DeadLetter, Reason
+
+
+def dead_letters(
+    dataset: str, source: str, sha256: str, rejected: pl.DataFrame
+) -> list[DeadLetter]:
+    """One letter per rejected row; ids are ``<sha256>:<record>`` so a resend is a no-op."""
+    letters = []
+    for row in rejected.select("_record", "raw", "reasons").iter_rows():
+        record, raw, reasons = row
+        letters.append(
+            DeadLetter(
+                id=f"{sha256[:16]}:{record}",
+                dataset=dataset,
+                source_file=source,
+                record=int(record),
+                raw=_raw(raw),
+                reasons=[Reason(r["rule"], r.get("field"), r["message"]) for r in reasons],
+            )
+        )
+    return letters
+
+
+def _raw(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        parsed = json.loads(raw)
+    except (TypeError, ValueError):
+        return {"_raw": raw}
+    return parsed if isinstance(parsed, dict) else {"_raw": parsed}
+
+
+def high_value_alerts(
+    dataset: str,
+    source: str,
+    valid: pl.DataFrame,
+    *,
+    threshold: float,
+    sinks: Sequence[str],
+) -> list[Alert]:
+    """An alert per sink for each sale whose amount exceeds ``threshold`` (seed 003).
+
+    Ids are ``<dataset>:<record key>@<sink>``: a replay or a restart never alerts twice,
+    and each sink is retried on its own.
+    """
+    if "amount" not in valid.columns or valid.is_empty():
+        return []
+    hits = valid.filter(pl.col("amount") > threshold).select("_key", "amount")
+    alerts = []
+    for key, amount in hits.iter_rows():
+        message = (
+            f"High value sale in {dataset}: {key} for ${amount:,.2f} (threshold ${threshold:,.2f})"
+        )
+        for sink in sinks:
+            alerts.append(
+                Alert(
+                    id=f"{dataset}:{key}@{sink}",
+                    dataset=dataset,
+                    record_key=str(key),
+                    amount=float(amount),
+                    threshold=threshold,
+                    source_file=source,
+                    message=message,
+                )
+            )
+    return alerts
+
+
+def sink_of(alert: Alert) -> str:
+    """The sink an alert row is for (the part of its id after ``@``)."""
+    return alert.id.rpartition("@")[2]

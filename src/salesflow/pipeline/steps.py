@@ -1,0 +1,328 @@
+"""The steps one file goes through: start, load, aggregate, finish (or fail).
+
+Every step is idempotent, so a crash at any point followed by a redo ends in the same state
+as a run with no crash:
+
+- ``start_file`` hashes the object, records lineage IN_PROGRESS (or DUPLICATE), and resumes
+  a row a crash left IN_PROGRESS instead of starting another;
+- ``load_file`` first drops whatever an earlier attempt of the same file wrote, then writes
+  records (keyed by file ``seq`` and chunk), dead letters (ids from the file hash and record
+  number) and alerts (ids from the record key);
+- ``aggregate`` recomputes totals and KPIs from the stored records;
+- ``finish_file`` writes the report, marks lineage final, then moves the object to its
+  archive key; a final row whose object is still in the inbox only needs that move.
+
+Locally ``process_file`` runs them in a row; on AWS each is a Step Functions task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+
+from salesflow.config import Settings
+from salesflow.datasets import detect_dataset, get_spec
+from salesflow.errors import FileLevelError, SalesflowError, TransientError, UnknownDatasetError
+from salesflow.kpis import refresh_aggregates
+from salesflow.models import FileRecord, FileStatus, utcnow
+from salesflow.pipeline import keys
+from salesflow.pipeline.routing import dead_letters, high_value_alerts
+from salesflow.pipeline.state import StepState, inbox_key_of, lineage_key
+from salesflow.ports import Backend
+from salesflow.validation import FileReport, Reference, validate_path
+
+log = logging.getLogger(__name__)
+
+HEAD_BYTES = 64 * 1024
+
+
+def _hash(path: Path) -> tuple[str, int, bytes]:
+    """sha256, size and the first bytes of a file, read once in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            if not head:
+                head = block[:HEAD_BYTES]
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size, head
+
+
+def resolve_dataset(key: str, head: bytes, explicit: str | None) -> str:
+    """``explicit`` > the ``inbox/<dataset>/`` prefix > the header or JSON shape."""
+    if explicit:
+        return get_spec(explicit).name
+    prefixed = keys.inbox_dataset(key)
+    if prefixed:
+        try:
+            return get_spec(prefixed).name
+        except SalesflowError:
+            pass
+    detected = detect_dataset(key, head)
+    if detected is None:
+        raise UnknownDatasetError(key)
+    return detected
+
+
+def start_file(
+    backend: Backend,
+    settings: Settings,
+    key: str,
+    *,
+    dataset: str | None = None,
+    now: datetime | None = None,
+) -> StepState:
+    """Hash the object, dedup it, and open (or resume) its lineage row."""
+    keys.check_key(key)
+    now = now or utcnow()
+    tables = backend.tables
+    try:
+        with backend.store.fetch(key) as path:
+            sha, size, head = _hash(path)
+    except FileNotFoundError as exc:
+        raise FileLevelError(
+            key, "the object is not in the bucket", rule="structure.missing", hint="upload it again"
+        ) from exc
+
+    resumed = tables.find_by_sha(sha, FileStatus.IN_PROGRESS)
+    if resumed is not None and inbox_key_of(resumed) == key:
+        resumed.attempts += 1
+        tables.put_file(resumed)
+        return StepState.of(resumed, key)
+
+    existing = tables.get_file(key)
+    if existing is not None and existing.sha256 == sha:
+        # Lineage is final but a crash came before the move: only the move is left.
+        return _complete_archive(backend, existing, key)
+
+    try:
+        name = resolve_dataset(key, head, dataset)
+    except FileLevelError as exc:
+        return fail_file(backend, settings, key, str(exc), sha256=sha, size=size, now=now)
+
+    seq = tables.next_seq()
+    record = FileRecord(
+        key=lineage_key(key, seq, taken=existing is not None),
+        sha256=sha,
+        size=size,
+        dataset=name,
+        seq=seq,
+        started_at=now,
+    )
+    original = tables.find_by_sha(sha, FileStatus.SUCCESS)
+    if original is not None:
+        record.status = FileStatus.DUPLICATE
+        record.finished_at = now
+        record.archive_key = keys.archive_key(key, name, ok=True, when=now)
+        record.error = f"same content as {original.key} (seq {original.seq})"
+        tables.put_file(record)
+        return _complete_archive(backend, record, key)
+    tables.put_file(record)
+    return StepState.of(record, key)
+
+
+def _complete_archive(backend: Backend, record: FileRecord, key: str) -> StepState:
+    if record.archive_key and backend.store.exists(key):
+        backend.store.move(key, record.archive_key)
+    return StepState.of(record, key)
+
+
+def _reference(backend: Backend, names: set[str]) -> Reference:
+    """Keys of the referenced datasets already in the store (the batch's earlier files included)."""
+    return Reference(
+        keys={n: backend.records.read(n, columns=[]).get_column("_key") for n in names}
+    )
+
+
+def load_file(
+    backend: Backend, settings: Settings, state: StepState, *, now: datetime | None = None
+) -> StepState:
+    """Validate the file chunk by chunk; store valid records, dead-letter the rest, queue alerts."""
+    if state.done:
+        return state
+    now = now or utcnow()
+    spec = get_spec(state.dataset)
+    backend.records.drop(spec.name, state.seq)
+    previous = backend.records.read(spec.name, columns=[]).select("_key", "_day")
+    reference = _reference(backend, set(spec.references.values())) if spec.references else None
+    threshold = settings.alerts.threshold_for(spec.name)
+    days: set[date] = set()
+    chunks = []
+    alerts = 0
+    with backend.store.fetch(state.key) as path:
+        for chunk in validate_path(
+            path,
+            spec,
+            source=state.key,
+            reference=reference,
+            now=now,
+            processing_day=now.astimezone(UTC).date(),
+            chunk_rows=settings.chunk_rows,
+        ):
+            valid = chunk.valid.with_columns(pl.lit(state.seq, dtype=pl.Int64).alias("_seq"))
+            if not valid.is_empty():
+                backend.records.write(spec.name, state.seq, valid, part=chunk.index)
+                touched = previous.join(valid.select("_key"), on="_key", how="semi")
+                days.update(valid.get_column("_day").drop_nulls().unique().to_list())
+                days.update(touched.get_column("_day").drop_nulls().unique().to_list())
+            if not chunk.rejected.is_empty():
+                backend.dlq.send(dead_letters(spec.name, state.key, state.sha256, chunk.rejected))
+            new = backend.tables.add_alerts(
+                high_value_alerts(
+                    spec.name, state.key, valid, threshold=threshold, sinks=_sink_names(backend)
+                )
+            )
+            alerts += len(new)
+            chunks.append(chunk)
+    report = FileReport.from_chunks(state.key, spec.name, chunks)
+    state.rows_in, state.valid, state.rejected = report.rows_in, report.valid, report.rejected
+    state.alerts = alerts
+    state.days = sorted(d.isoformat() for d in days)
+    state.report_key = keys.report_key(state.key, spec.name, state.seq)
+    backend.store.put_bytes(state.report_key, json.dumps(report.to_dict(), indent=2).encode())
+    return state
+
+
+def _sink_names(backend: Backend) -> list[str]:
+    return [n.name for n in backend.notifiers]
+
+
+def aggregate(backend: Backend, settings: Settings, state: StepState) -> StepState:
+    """Recompute the totals and KPIs the file touched, from the stored records."""
+    if state.status == FileStatus.IN_PROGRESS:
+        refresh_aggregates(backend.records, backend.tables, state.dataset, state.day_dates)
+    return state
+
+
+def finish_file(
+    backend: Backend, settings: Settings, state: StepState, *, now: datetime | None = None
+) -> StepState:
+    """Mark lineage SUCCESS with the counts, then move the object to ``processed/``."""
+    if state.done:
+        return state
+    now = now or utcnow()
+    record = backend.tables.get_file(state.lineage_key)
+    if record is None:
+        raise TransientError(
+            f"{state.key}: lineage row {state.lineage_key!r} vanished", hint="retry the file"
+        )
+    record.status = FileStatus.SUCCESS
+    record.rows_in, record.valid, record.rejected = state.rows_in, state.valid, state.rejected
+    record.report_key = state.report_key
+    record.archive_key = keys.archive_key(state.key, state.dataset, ok=True, when=record.started_at)
+    record.finished_at = now
+    record.error = None
+    backend.tables.put_file(record)
+    return _complete_archive(backend, record, state.key)
+
+
+def fail_file(
+    backend: Backend,
+    settings: Settings,
+    key: str,
+    error: str,
+    *,
+    sha256: str | None = None,
+    size: int = 0,
+    now: datetime | None = None,
+) -> StepState:
+    """Mark the file FAILED (keeping the error), drop what it stored, move it to ``failed/``."""
+    now = now or utcnow()
+    tables = backend.tables
+    record = _open_record(backend, key, sha256)
+    if record is None:
+        seq = tables.next_seq()
+        existing = tables.get_file(key)
+        record = FileRecord(
+            key=lineage_key(key, seq, taken=existing is not None),
+            sha256=sha256 or "",
+            size=size,
+            dataset=keys.inbox_dataset(key) or "unknown",
+            seq=seq,
+            started_at=now,
+        )
+    if record.dataset != "unknown":
+        try:
+            backend.records.drop(get_spec(record.dataset).name, record.seq)
+        except SalesflowError:
+            pass
+    record.status = FileStatus.FAILED
+    record.error = error
+    record.finished_at = now
+    record.rows_in = record.valid = record.rejected = 0
+    record.archive_key = keys.archive_key(key, record.dataset, ok=False, when=now)
+    tables.put_file(record)
+    log.warning("file failed: %s", error)
+    return _complete_archive(backend, record, key)
+
+
+def _open_record(backend: Backend, key: str, sha256: str | None) -> FileRecord | None:
+    """The IN_PROGRESS lineage row of the object at ``key``, if there is one."""
+    if sha256:
+        found = backend.tables.find_by_sha(sha256, FileStatus.IN_PROGRESS)
+        if found is not None and inbox_key_of(found) == key:
+            return found
+    for record in backend.tables.list_files(FileStatus.IN_PROGRESS):
+        if inbox_key_of(record) == key:
+            return record
+    return None
+
+
+def process_file(
+    backend: Backend,
+    settings: Settings,
+    key: str,
+    *,
+    dataset: str | None = None,
+    now: datetime | None = None,
+) -> StepState:
+    """All steps for one object in the bucket. Bad input ends FAILED, never raises;
+    a ``TransientError`` (a store down) propagates so the caller retries later."""
+    state: StepState | None = None
+    try:
+        state = start_file(backend, settings, key, dataset=dataset, now=now)
+        state = load_file(backend, settings, state, now=now)
+        state = aggregate(backend, settings, state)
+        return finish_file(backend, settings, state, now=now)
+    except TransientError:
+        raise
+    except FileLevelError as exc:
+        return fail_file(backend, settings, key, str(exc), sha256=_sha(state), now=now)
+    except (SalesflowError, pl.exceptions.PolarsError, ValueError, UnicodeError) as exc:
+        log.debug("unexpected failure processing %s", key, exc_info=True)
+        return fail_file(
+            backend,
+            settings,
+            key,
+            f"{key}: {type(exc).__name__}: {exc}",
+            sha256=_sha(state),
+            now=now,
+        )
+
+
+def _sha(state: StepState | None) -> str | None:
+    return state.sha256 if state else None
+
+
+def recover(backend: Backend, settings: Settings) -> list[StepState]:
+    """Finish every file a crash left IN_PROGRESS: redo it from the inbox, or, if its
+    object already moved, mark it with what it recorded. Run at start-up."""
+    done = []
+    for record in backend.tables.list_files(FileStatus.IN_PROGRESS):
+        key = inbox_key_of(record)
+        if backend.store.exists(key):
+            done.append(process_file(backend, settings, key, dataset=record.dataset))
+        else:
+            record.status = FileStatus.FAILED
+            record.error = "the object vanished from the inbox before it was processed"
+            record.finished_at = utcnow()
+            backend.tables.put_file(record)
+            done.append(StepState.of(record, key))
+    return done
