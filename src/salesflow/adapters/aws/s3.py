@@ -1,0 +1,149 @@
+"""The bucket on S3: the ``ObjectStore`` port with the local store's key layout.
+
+``inbox/``, ``processed/year=YYYY/month=MM/``, ``failed/``, ``lake/`` and ``reports/`` are plain
+key prefixes. Every key is checked with ``check_key`` before any request, so a key from an
+event or a CLI argument can never address something the local store would refuse. S3 has no
+rename: ``move`` is a server-side copy then a delete, and is idempotent so a retried archive
+step finishes the job instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import posixpath
+import tempfile
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from salesflow.adapters.aws.errors import error_code, translate
+from salesflow.models import ObjectInfo
+from salesflow.pipeline.keys import check_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MISSING = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+def decode_event_key(key: str) -> str:
+    """The object key of an S3 event record, which S3 sends URL-encoded (spaces as ``+``).
+
+    >>> decode_event_key("inbox/orders_json/my+file%281%29.json")
+    'inbox/orders_json/my file(1).json'
+    """
+    return urllib.parse.unquote_plus(key)
+
+
+class S3ObjectStore:
+    """An ``ObjectStore`` over one S3 bucket; ``client`` is a boto3 S3 client."""
+
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self.client = client
+        self.bucket = bucket
+
+    def _fail(self, exc: ClientError | BotoCoreError, action: str, key: str) -> Exception:
+        return translate(exc, f"s3 {action} s3://{self.bucket}/{key}")
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        check_key(key)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "put", key) from exc
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload ``path``; big files go up in parts and appear only when complete."""
+        check_key(key)
+        try:
+            self.client.upload_file(str(path), self.bucket, key)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "upload", key) from exc
+
+    def get_bytes(self, key: str) -> bytes:
+        check_key(key)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) in MISSING:
+                raise FileNotFoundError(f"no object at s3://{self.bucket}/{key}") from exc
+            raise self._fail(exc, "get", key) from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, "get", key) from exc
+
+    @contextlib.contextmanager
+    def fetch(self, key: str) -> Iterator[Path]:
+        """Download to a temporary file (same suffix as the key) that is removed afterwards."""
+        check_key(key)
+        suffix = posixpath.splitext(key)[1]
+        with tempfile.TemporaryDirectory(prefix="salesflow-s3-") as folder:
+            path = Path(folder) / f"object{suffix}"
+            try:
+                self.client.download_file(self.bucket, key, str(path))
+            except ClientError as exc:
+                if error_code(exc) in MISSING:
+                    raise FileNotFoundError(f"no object at s3://{self.bucket}/{key}") from exc
+                raise self._fail(exc, "download", key) from exc
+            except BotoCoreError as exc:
+                raise self._fail(exc, "download", key) from exc
+            yield path
+
+    def exists(self, key: str) -> bool:
+        check_key(key)
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in MISSING:
+                return False
+            raise self._fail(exc, "head", key) from exc
+        except BotoCoreError as exc:
+            raise self._fail(exc, "head", key) from exc
+        return True
+
+    def list(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under ``prefix`` (paginated), sorted by key."""
+        if prefix:
+            check_key(prefix)
+        found: list[ObjectInfo] = []
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    found.append(
+                        ObjectInfo(key=obj["Key"], size=obj["Size"], modified=obj["LastModified"])
+                    )
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "list", prefix) from exc
+        found.sort(key=lambda info: info.key)
+        return found
+
+    def move(self, src: str, dst: str) -> None:
+        """Server-side copy (multipart above 8 MB) then delete. Idempotent: when ``src`` is gone
+        and ``dst`` exists, a previous move finished and there is nothing to do."""
+        check_key(src)
+        check_key(dst)
+        if not self.exists(src):
+            if self.exists(dst):
+                return
+            raise FileNotFoundError(
+                f"cannot move s3://{self.bucket}/{src}: no such object, and {dst!r} is absent"
+            )
+        try:
+            self.client.copy({"Bucket": self.bucket, "Key": src}, self.bucket, dst)
+            self.client.delete_object(Bucket=self.bucket, Key=src)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "move", f"{src} -> {dst}") from exc
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` (S3 answers success for a missing key too)."""
+        check_key(key)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail(exc, "delete", key) from exc
