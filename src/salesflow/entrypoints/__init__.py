@@ -1,1 +1,1 @@
-"""salesflow."""
+"""Entry points: the CLI, the Lambda handlers and the local service."""

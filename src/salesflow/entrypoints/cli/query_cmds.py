@@ -1,0 +1,137 @@
+"""Read-only commands: status, kpis, totals, alerts, audit."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import polars as pl
+import typer
+
+from salesflow.entrypoints.cli.common import (
+    BackendName,
+    DataDir,
+    Json,
+    console,
+    emit_json,
+    open_backend,
+    settings_for,
+    table,
+)
+from salesflow.pipeline import summary
+from salesflow.pipeline.audit import audit as run_audit
+
+
+def _frame(title: str, frame: pl.DataFrame, json_out: bool) -> None:
+    if json_out:
+        emit_json(frame.to_dicts())
+    else:
+        console.print(table(title, frame.columns, frame.rows()))
+
+
+def status(
+    data_dir: DataDir = None,
+    backend: BackendName = None,
+    files: Annotated[int, typer.Option(help="show the last N files")] = 20,
+    json_out: Json = False,
+) -> None:
+    """Files by status, records, dead letters, pending batch files and alerts.
+
+    Example: salesflow status --json
+    """
+    with open_backend(settings_for(data_dir, backend)) as be:
+        info = summary.status(be)
+        rows = summary.file_rows(be, limit=files)
+    if json_out:
+        emit_json({**info, "recent": rows})
+        return
+    console.print(
+        table(
+            "Files",
+            ("file", "dataset", "status", "rows_in", "valid", "rejected"),
+            [
+                [r["file"], r["dataset"], r["status"], r["rows_in"], r["valid"], r["rejected"]]
+                for r in rows
+            ],
+        )
+    )
+    counts = [[k, v] for k, v in info["files"].items()]
+    console.print(table("Lineage", ("status", "files"), counts))
+    console.print(
+        f"records: {info['rows_in']:,} in, {info['valid']:,} valid, {info['rejected']:,} rejected; "
+        f"dead letters: {info['dead_letters']}; pending batch files: {info['pending']}; "
+        f"alerts: {info['alerts']}"
+    )
+
+
+def kpis(
+    data_dir: DataDir = None,
+    backend: BackendName = None,
+    by: Annotated[str, typer.Option(help="day or category")] = "day",
+    json_out: Json = False,
+) -> None:
+    """Daily order KPIs (or by category and day): items, revenue, orders, avg basket,
+    return rate.
+
+    Example: salesflow kpis --by category --json
+    """
+    if by not in ("day", "category"):
+        raise typer.BadParameter("--by takes day or category")
+    with open_backend(settings_for(data_dir, backend)) as be:
+        _frame(f"KPIs by {by}", summary.kpis(be, by=by), json_out)
+
+
+def totals(
+    by: Annotated[str, typer.Option(help="invoice, customer, day or product")] = "day",
+    dataset: Annotated[str | None, typer.Option(help="only this dataset")] = None,
+    data_dir: DataDir = None,
+    backend: BackendName = None,
+    json_out: Json = False,
+) -> None:
+    """Aggregated sales totals by id (seed 000): per invoice, customer, day or product.
+
+    Example: salesflow totals --by invoice
+    """
+    if by not in ("invoice", "customer", "day", "product"):
+        raise typer.BadParameter("--by takes invoice, customer, day or product")
+    with open_backend(settings_for(data_dir, backend)) as be:
+        _frame(f"Totals by {by}", summary.totals(be, by=by, dataset=dataset), json_out)
+
+
+def alerts(
+    data_dir: DataDir = None,
+    backend: BackendName = None,
+    json_out: Json = False,
+) -> None:
+    """High-value sale alerts and whether each sink got them.
+
+    Example: salesflow alerts --json
+    """
+    with open_backend(settings_for(data_dir, backend)) as be:
+        items = be.tables.list_alerts()
+    if json_out:
+        emit_json([a.to_dict() for a in items])
+        return
+    rows = [[a.id, f"{a.amount:,.2f}", a.status.value, a.attempts, a.error] for a in items]
+    console.print(table("Alerts", ("id", "amount", "status", "attempts", "error"), rows))
+
+
+def audit(
+    data_dir: DataDir = None,
+    backend: BackendName = None,
+    json_out: Json = False,
+) -> None:
+    """Check every invariant; exit code 1 on any violation.
+
+    Example: salesflow audit && echo consistent
+    """
+    with open_backend(settings_for(data_dir, backend)) as be:
+        report = run_audit(be)
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        console.print(table("Audit", ("check", "times"), sorted(report.checks.items())))
+        for violation in report.violations:
+            console.print(f"[red]violation[/red] {violation}")
+        console.print("[green]all invariants hold[/green]" if report.ok else "[red]FAILED[/red]")
+    if not report.ok:
+        raise typer.Exit(1)

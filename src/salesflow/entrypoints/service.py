@@ -1,0 +1,115 @@
+"""``salesflow run``: the long-running local service.
+
+It recovers what a crash left IN_PROGRESS, then processes the inbox, and after that wakes
+on filesystem events (watchdog's inotify observer) or, failing those, every
+``poll_seconds``. Batched datasets wait for their batch; the timer is honoured by waking up
+when it is due. SIGTERM or Ctrl-C stops it between files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from salesflow.config import Settings
+from salesflow.entrypoints.cli.common import open_backend, processing_lock
+from salesflow.models import utcnow
+from salesflow.pipeline.batching import seconds_until_due
+from salesflow.pipeline.inbox import tick
+from salesflow.pipeline.state import StepState
+from salesflow.pipeline.steps import recover
+
+log = logging.getLogger(__name__)
+
+SETTLE_SECONDS = 0.2
+
+
+def _watch(settings: Settings, wake: threading.Event) -> Any:
+    """Start a watchdog observer on the inbox folder, or None if it cannot run here."""
+    if settings.backend != "local":
+        return None
+    try:
+        from watchdog.events import FileSystemEvent, FileSystemEventHandler
+        from watchdog.observers import Observer
+    except ImportError:  # pragma: no cover - watchdog is a core dependency
+        return None
+
+    class Wake(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            wake.set()
+
+    inbox = settings.bucket_dir / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    observer = Observer()
+    observer.schedule(Wake(), str(inbox), recursive=True)
+    try:
+        observer.start()
+    except OSError as exc:  # pragma: no cover - e.g. out of inotify watches
+        log.warning(
+            "filesystem events unavailable (%s); polling every %ss", exc, settings.poll_seconds
+        )
+        return None
+    return observer
+
+
+def _report(state: StepState, json_lines: bool) -> None:
+    if json_lines:
+        sys.stdout.write(json.dumps({"file": state.key, **state.to_dict()}) + "\n")
+    else:
+        sys.stdout.write(
+            f"{state.status:<10} {state.key} rows_in={state.rows_in} valid={state.valid} "
+            f"rejected={state.rejected}" + (f" error={state.error}" if state.error else "") + "\n"
+        )
+    sys.stdout.flush()
+
+
+def serve(
+    settings: Settings, *, json_lines: bool = False, stop: threading.Event | None = None
+) -> None:
+    """Run until ``stop`` is set (or SIGTERM/SIGINT)."""
+    stop = stop or threading.Event()
+    wake = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+        wake.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    with open_backend(settings) as backend:
+        with processing_lock(settings):
+            for state in recover(backend, settings):
+                _report(state, json_lines)
+        observer = _watch(settings, wake)
+        try:
+            while not stop.is_set():
+                wake.clear()
+                with processing_lock(settings):
+                    result = tick(
+                        backend,
+                        settings,
+                        settle_seconds=SETTLE_SECONDS,
+                        progress=lambda s: _report(s, json_lines),
+                    )
+                timeout = (
+                    settings.poll_seconds if observer is None else max(settings.poll_seconds, 5.0)
+                )
+                if result.unsettled or result.retry_later or result.alerts.retrying:
+                    timeout = min(timeout, SETTLE_SECONDS if result.unsettled else 1.0)
+                if result.pending:
+                    due = seconds_until_due(
+                        backend.tables.list_pending(), settings.batching, utcnow()
+                    )
+                    if due is not None:
+                        timeout = min(timeout, due + 0.01)
+                wake.wait(timeout)
+        finally:
+            if observer is not None:
+                observer.stop()
+                observer.join(timeout=5)

@@ -1,0 +1,152 @@
+"""What the service does on each tick: find new files, process or batch them, send alerts."""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from salesflow.config import Settings
+from salesflow.errors import FileLevelError, TransientError
+from salesflow.models import PendingFile, utcnow
+from salesflow.pipeline import keys
+from salesflow.pipeline.batching import batch_due, order_batch
+from salesflow.pipeline.delivery import DeliveryResult, deliver_alerts
+from salesflow.pipeline.state import StepState
+from salesflow.pipeline.steps import HEAD_BYTES, process_file, resolve_dataset
+from salesflow.ports import Backend
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[StepState], None]
+
+
+@dataclass
+class TickResult:
+    processed: list[StepState] = field(default_factory=list)
+    pending: int = 0
+    batch_reason: str | None = None
+    alerts: DeliveryResult = field(default_factory=DeliveryResult)
+    retry_later: list[str] = field(default_factory=list)
+    unsettled: int = 0
+
+
+def _dataset_of(backend: Backend, key: str) -> str | None:
+    prefixed = keys.inbox_dataset(key)
+    if prefixed:
+        return prefixed
+    try:
+        with backend.store.fetch(key) as path, path.open("rb") as fh:
+            head = fh.read(HEAD_BYTES)
+        return resolve_dataset(key, head, None)
+    except (FileLevelError, FileNotFoundError):
+        return None
+
+
+def tick(
+    backend: Backend,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    force_batch: bool = False,
+    settle_seconds: float = 0.0,
+    progress: Progress | None = None,
+) -> TickResult:
+    """One pass over the inbox. Batched datasets wait for their batch; the rest run now.
+
+    ``force_batch`` runs waiting batch files at once. ``settle_seconds`` leaves alone files
+    modified more recently than that (a writer that does not rename may still be writing);
+    ``result.unsettled`` counts them so the caller looks again soon.
+    """
+    now = now or utcnow()
+    result = TickResult()
+    batched = set(settings.batching.datasets)
+    # Everything still in the inbox needs work: processed files are moved out.
+    for info in backend.store.list(keys.INBOX):
+        if settle_seconds and (now - info.modified).total_seconds() < settle_seconds:
+            result.unsettled += 1
+            continue
+        dataset = _dataset_of(backend, info.key)
+        if dataset in batched:
+            pending = PendingFile(key=info.key, dataset=dataset, arrived_at=info.modified)
+            backend.tables.add_pending(pending)
+            continue
+        _run(backend, settings, info.key, None, result, progress)
+    waiting = backend.tables.list_pending()
+    result.batch_reason = "forced" if force_batch and waiting else None
+    result.batch_reason = result.batch_reason or batch_due(waiting, settings.batching, now)
+    if result.batch_reason:
+        batch = order_batch(waiting, settings.batching.datasets)
+        for pending in batch:
+            _run(backend, settings, pending.key, pending.dataset, result, progress)
+        backend.tables.remove_pending([p.key for p in batch])
+    result.pending = len(backend.tables.list_pending())
+    result.alerts = deliver_alerts(backend, max_attempts=settings.alerts.max_attempts)
+    return result
+
+
+def _run(
+    backend: Backend,
+    settings: Settings,
+    key: str,
+    dataset: str | None,
+    result: TickResult,
+    progress: Progress | None,
+) -> None:
+    try:
+        state = process_file(backend, settings, key, dataset=dataset)
+    except TransientError as exc:
+        log.warning("%s: will retry: %s", key, exc)
+        result.retry_later.append(key)
+        return
+    result.processed.append(state)
+    if progress:
+        progress(state)
+
+
+def inbox_key_for(backend: Backend, name: str, dataset: str | None) -> str:
+    """A free inbox key for a file called ``name`` (``inbox/<dataset>/<name>``)."""
+    base = posixpath.basename(name.replace("\\", "/")) or "upload"
+    folder = f"{keys.INBOX}{dataset}/" if dataset else keys.INBOX
+    key = keys.check_key(folder + base)
+    stem, dot, ext = base.partition(".")
+    n = 1
+    while backend.store.exists(key):
+        n += 1
+        key = keys.check_key(f"{folder}{stem}-{n}{dot}{ext}")
+    return key
+
+
+def ingest(
+    backend: Backend,
+    settings: Settings,
+    paths: Sequence[Path],
+    *,
+    dataset: str | None = None,
+    progress: Progress | None = None,
+) -> list[StepState]:
+    """Put local files into the inbox and process them now, bypassing the batching wait.
+
+    Files are ordered like a batch (products, orders, order_items, then the rest) so
+    referential checks see the products and orders given in the same call.
+    """
+    placed: list[tuple[str, str | None]] = []
+    for path in paths:
+        key = inbox_key_for(backend, path.name, dataset)
+        backend.store.put_file(key, path)
+        placed.append((key, dataset))
+    rank = {name: i for i, name in enumerate(settings.batching.datasets)}
+    resolved = [(key, ds or _dataset_of(backend, key)) for key, ds in placed]
+    resolved.sort(key=lambda kd: rank.get(kd[1] or "", len(rank)))
+    states: list[StepState] = []
+    for key, ds in resolved:
+        state = process_file(backend, settings, key, dataset=dataset or ds)
+        states.append(state)
+        if progress:
+            progress(state)
+    backend.tables.remove_pending([k for k, _ in placed])
+    deliver_alerts(backend, max_attempts=settings.alerts.max_attempts)
+    return states

@@ -1,0 +1,74 @@
+"""Read-only views of the state: status, KPIs, totals, alerts, top rejection reasons."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import polars as pl
+
+from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
+from salesflow.models import FileStatus, LetterStatus
+from salesflow.ports import Backend
+
+
+def file_rows(backend: Backend, limit: int | None = None) -> list[dict[str, Any]]:
+    """Lineage rows as dicts, newest last."""
+    files = backend.tables.list_files()
+    if limit is not None:
+        files = files[-limit:]
+    return [
+        {
+            "file": f.key,
+            "dataset": f.dataset,
+            "status": f.status.value,
+            "rows_in": f.rows_in,
+            "valid": f.valid,
+            "rejected": f.rejected,
+            "seq": f.seq,
+            "archive_key": f.archive_key,
+            "error": f.error,
+        }
+        for f in files
+    ]
+
+
+def top_reasons(backend: Backend, limit: int = 10) -> list[tuple[str, int]]:
+    """The rules that rejected the most records still in the queue."""
+    counts: Counter[str] = Counter()
+    for letter in backend.dlq.list(status=LetterStatus.NEW):
+        counts.update(letter.rules)
+    return counts.most_common(limit)
+
+
+def status(backend: Backend) -> dict[str, Any]:
+    """Counts of files by status, records, dead letters, pending files and alerts."""
+    files = backend.tables.list_files()
+    by_status = Counter(f.status.value for f in files)
+    alerts = Counter(a.status.value for a in backend.tables.list_alerts())
+    done = [f for f in files if f.status == FileStatus.SUCCESS]
+    return {
+        "files": {s.value: by_status.get(s.value, 0) for s in FileStatus},
+        "rows_in": sum(f.rows_in for f in done),
+        "valid": sum(f.valid for f in done),
+        "rejected": sum(f.rejected for f in done),
+        "dead_letters": {s.value: backend.dlq.count(s) for s in LetterStatus},
+        "pending": len(backend.tables.list_pending()),
+        "alerts": dict(alerts),
+        "top_reasons": dict(top_reasons(backend)),
+    }
+
+
+def kpis(backend: Backend, *, by: str = "day") -> pl.DataFrame:
+    """Order KPIs by day, or category KPIs by category and day."""
+    spec = CATEGORY_KPIS if by == "category" else ORDER_KPIS
+    return backend.tables.read_aggregates(spec).sort(list(spec.key))
+
+
+def totals(backend: Backend, *, by: str, dataset: str | None = None) -> pl.DataFrame:
+    """Totals of every dataset grouped ``by`` (invoice, customer, day, product)."""
+    frame = backend.tables.read_aggregates(TOTALS)
+    frame = frame.filter(pl.col("scope").str.ends_with(f".{by}"))
+    if dataset:
+        frame = frame.filter(pl.col("scope") == f"{dataset}.{by}")
+    return frame.sort("scope", "id")

@@ -1,0 +1,36 @@
+"""Validate local files without storing anything (``salesflow validate``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from salesflow.errors import FileLevelError
+from salesflow.pipeline.steps import HEAD_BYTES, resolve_dataset
+from salesflow.validation import FileReport, validate_file
+
+
+def validate_paths(paths: Sequence[Path], *, dataset: str | None = None) -> list[dict[str, Any]]:
+    """One report dict per file (the same schema as the stored reports).
+
+    A file that cannot be read gives a report with ``error`` set instead of raising.
+    """
+    reports = []
+    for path in paths:
+        source = str(path)
+        name = dataset or "unknown"
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(HEAD_BYTES)
+            name = resolve_dataset(path.name, head, dataset)
+            from salesflow.datasets import get_spec
+
+            result = validate_file(path, get_spec(name), source=source)
+            reports.append(result.report.to_dict())
+        except FileLevelError as exc:
+            reports.append(FileReport.failed(source, name, exc).to_dict())
+        except OSError as exc:
+            error = FileLevelError(source, f"cannot read: {exc.strerror}", rule="structure.io")
+            reports.append(FileReport.failed(source, name, error).to_dict())
+    return reports
