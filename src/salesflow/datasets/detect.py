@@ -1,0 +1,102 @@
+"""Which dataset a file holds: from its inbox key, else from its first bytes.
+
+Like sqlite-utils, peek rather than trust the file name: a CSV header (BOM-tolerant,
+case- and separator-insensitive) or the shape of the JSON (``{"orders": [...]}``, a list,
+JSON Lines, a single sale-event object).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Mapping
+
+from salesflow.datasets.spec import DatasetSpec, normalize
+from salesflow.pipeline.keys import inbox_dataset
+
+BOM = b"\xef\xbb\xbf"
+_JSON_KEY = re.compile(r'"([^"\\]{1,64})"\s*:')
+
+
+def sniff_format(head: bytes) -> str:
+    """``"json"`` if the first non-blank character is ``{`` or ``[``, else ``"csv"``."""
+    stripped = head.removeprefix(BOM).lstrip()
+    return "json" if stripped[:1] in (b"{", b"[") else "csv"
+
+
+def header_fields(head: bytes) -> list[str]:
+    """The cells of the first CSV line of ``head`` (decoded leniently, BOM removed)."""
+    text = head.removeprefix(BOM).decode("utf-8", errors="replace")
+    first = next(csv.reader(io.StringIO(text)), [])
+    return [cell.strip() for cell in first]
+
+
+def match_header(spec: DatasetSpec, header: list[str]) -> tuple[dict[str, int], list[str]]:
+    """Map each field of ``spec`` to the index of its column; also list missing headers.
+
+    The first column whose normalized name is a spelling of a field wins.
+    """
+    found: dict[str, int] = {}
+    names = [normalize(h) for h in header]
+    for f in spec.fields:
+        spellings = f.spellings
+        for i, n in enumerate(names):
+            if n in spellings:
+                found[f.name] = i
+                break
+    missing = [f.name for f in spec.fields if f.header and f.name not in found]
+    return found, missing
+
+
+def _detect_csv(specs: Mapping[str, DatasetSpec], head: bytes) -> str | None:
+    header = header_fields(head)
+    best: tuple[int, str] | None = None
+    for spec in specs.values():
+        if "csv" not in spec.formats:
+            continue
+        found, missing = match_header(spec, header)
+        if not missing and (best is None or len(found) > best[0]):
+            best = (len(found), spec.name)
+    return best[1] if best else None
+
+
+def _json_keys(head: bytes) -> set[str]:
+    text = head.removeprefix(BOM).decode("utf-8", errors="replace")
+    return {normalize(k) for k in _JSON_KEY.findall(text)}
+
+
+def _detect_json(specs: Mapping[str, DatasetSpec], head: bytes) -> str | None:
+    keys = _json_keys(head)
+    best: tuple[int, str] | None = None
+    for spec in specs.values():
+        if "json" not in spec.formats:
+            continue
+        markers = set(spec.json_containers) | set(spec.json_markers)
+        score = len(keys & markers)
+        if score and (best is None or score > best[0]):
+            best = (score, spec.name)
+    if best:
+        return best[1]
+    # A flat object without a marker key: the dataset whose required fields it covers.
+    for spec in specs.values():
+        if "json" in spec.formats:
+            required = {normalize(f.name) for f in spec.fields if f.required}
+            if required <= keys:
+                return spec.name
+    return None
+
+
+def detect(specs: Mapping[str, DatasetSpec], key: str, head: bytes) -> str | None:
+    """The dataset of the object at ``key`` whose first bytes are ``head``, or None."""
+    named = inbox_dataset(key)
+    if named in specs:
+        return named
+    if not head.removeprefix(BOM).strip():
+        return None
+    if sniff_format(head) == "json":
+        return _detect_json(specs, head)
+    return _detect_csv(specs, head)
+
+
+__all__ = ["detect", "header_fields", "match_header", "sniff_format"]

@@ -1,0 +1,94 @@
+"""``online_retail``: invoice lines of the UCI/Kaggle Online Retail data (seed 000).
+
+CSV ``InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country``
+with a UTF-8 BOM, US dates (``12/1/2010 8:26``, read as UTC), sometimes Latin-1 text.
+
+What is valid, and why (checked against the real 10k-row sample):
+
+- cancellations (InvoiceNo ``C...``) carry a negative Quantity: valid, flagged
+  ``is_cancellation``; a cancellation with a positive Quantity is not.
+- stock adjustments (no ``C``, negative Quantity, UnitPrice 0, often no Description) are
+  valid: they move stock, not money. A negative Quantity *with* a price outside a
+  cancellation is a sale with the wrong sign, and is rejected.
+- UnitPrice 0 is valid (free items, adjustments); a negative UnitPrice is not. Quantity 0
+  is not (a line that moves nothing).
+- empty CustomerID and Description are valid; non-product StockCodes (POST, M, BANK
+  CHARGES, DOT) are valid.
+
+Key: ``InvoiceNo|n`` where n is the line's position within its invoice, counted in file
+order (the data has no line id, and identical lines do occur: both are kept).
+amount = Quantity x UnitPrice (negative for cancellations).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from salesflow.datasets.spec import Check, DatasetSpec, FieldSpec, text
+
+_CANCELLATION = pl.col("InvoiceNo").str.starts_with("C")
+
+ONLINE_RETAIL = DatasetSpec(
+    name="online_retail",
+    description="Online Retail invoice lines (seed 000, UCI/Kaggle), CSV",
+    formats=("csv",),
+    key=("InvoiceNo",),
+    line_key="InvoiceNo",
+    day_column="InvoiceDate",
+    fields=(
+        FieldSpec("InvoiceNo", pl.Utf8(), required=True, description="C... = cancellation"),
+        FieldSpec("StockCode", pl.Utf8(), required=True),
+        FieldSpec("Description", pl.Utf8()),
+        FieldSpec("Quantity", pl.Int64(), required=True),
+        FieldSpec(
+            "InvoiceDate",
+            pl.Datetime("us", "UTC"),
+            required=True,
+            formats=("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S"),
+            description="US month/day/year, UK time read as UTC",
+        ),
+        FieldSpec("UnitPrice", pl.Float64(), required=True),
+        FieldSpec("CustomerID", pl.Utf8(), description="empty for guest checkouts"),
+        FieldSpec("Country", pl.Utf8()),
+    ),
+    checks=(
+        Check(
+            "range.non_negative",
+            "UnitPrice",
+            pl.col("UnitPrice") < 0,
+            pl.concat_str(pl.lit("UnitPrice must be >= 0, got "), text("UnitPrice")),
+        ),
+        Check(
+            "range.nonzero",
+            "Quantity",
+            pl.col("Quantity") == 0,
+            pl.lit("Quantity must not be 0"),
+        ),
+        Check(
+            "business.quantity_sign",
+            "Quantity",
+            pl.when(_CANCELLATION)
+            .then(pl.col("Quantity") > 0)
+            .otherwise((pl.col("Quantity") < 0) & (pl.col("UnitPrice") > 0)),
+            pl.when(_CANCELLATION)
+            .then(
+                pl.concat_str(
+                    pl.lit("cancellation "),
+                    text("InvoiceNo"),
+                    pl.lit(" has a positive Quantity "),
+                    text("Quantity"),
+                )
+            )
+            .otherwise(
+                pl.concat_str(
+                    pl.lit("negative Quantity "),
+                    text("Quantity"),
+                    pl.lit(" with UnitPrice > 0 on a non-cancellation invoice "),
+                    text("InvoiceNo"),
+                )
+            ),
+        ),
+    ),
+    amount=pl.col("Quantity").cast(pl.Float64) * pl.col("UnitPrice"),
+    derived={"is_cancellation": _CANCELLATION},
+)

@@ -1,0 +1,51 @@
+"""Every rule id salesflow reports, with a one-line description.
+
+Ids are stable dotted strings ``<kind>.<name>``: reports, dead letters, metrics and alarms
+key on them, so an id is never renamed or reused. ``structure.*`` rules with a file-level
+cause fail the whole file (``FileLevelError``); every other rule rejects single records.
+"""
+
+from __future__ import annotations
+
+RULES: dict[str, str] = {
+    # file level: the file cannot be read at all
+    "structure.empty": "the file is empty (no header, no records)",
+    "structure.not_text": "the file is not text (it holds NUL bytes: binary, UTF-16, compressed)",
+    "structure.bad_csv": "the CSV cannot be parsed (e.g. an unterminated quote)",
+    "structure.bad_json": "the JSON cannot be parsed (file level), or a JSON Lines line cannot",
+    "structure.json_shape": "the top-level JSON value is not a shape this dataset accepts",
+    "structure.missing_header": "the first line lacks one or more required column headers",
+    "structure.format": "the file's format (CSV or JSON) is not one this dataset accepts",
+    "structure.unknown_dataset": "the dataset cannot be told from the key, header or JSON shape",
+    # record level
+    "structure.not_object": "a JSON record is not an object",
+    "structure.field_count": "a CSV record has more fields than the header",
+    "presence.contact_info": "contact-info is missing or empty (seeds 001/002)",
+    "presence.order_info": "order-info is missing or empty (seeds 001/002)",
+    "presence.required": "a required field is missing or blank",
+    "type.integer": "a value that must be an integer is not",
+    "type.number": "a value that must be a finite number is not",
+    "type.date": "a value that must be a date/time cannot be parsed",
+    "range.positive": "a price, cost or quantity that must be > 0 is not",
+    "range.non_negative": "a value that must be >= 0 is negative (Online Retail UnitPrice)",
+    "range.nonzero": "a quantity that must not be 0 is 0 (Online Retail Quantity)",
+    "date.future": "a date/time lies in the future",
+    "email.format": "an e-mail address does not look like one",
+    "format.currency": "a currency is not a 3-letter upper-case ISO code",
+    "enum.status": "a status is not one of the values the dataset allows",
+    "business.quantity_sign": (
+        "Online Retail: a cancellation has a positive Quantity, or a priced line outside a "
+        "cancellation has a negative one"
+    ),
+    "business.cost_le_retail": "products: cost is above retail_price",
+    "business.num_of_item": "orders: num_of_item is below 1",
+    "business.sale_price": "order_items: sale_price is not > 0",
+    "unique.key": "the record key already appeared earlier in the same file",
+    "ref.product_id": "order_items.product_id is not a known product",
+    "ref.order_id": "order_items.order_id is not a known order",
+}
+
+
+def describe(rule: str) -> str:
+    """The description of ``rule`` (the id itself if it is unknown)."""
+    return RULES.get(rule, rule)
