@@ -46,3 +46,12 @@ class Spy:
             return attr(*args, **kwargs)
 
         return wrapper
+
+
+def raising(code: str, operation: str) -> Hook:
+    """A hook that always fails with AWS error ``code``."""
+
+    def hook(n: int, kwargs: dict[str, Any], real: Callable[..., Any]) -> Any:
+        raise client_error(code, operation)
+
+    return hook
