@@ -71,12 +71,16 @@ def _finish(frame: pl.DataFrame, spec: AggregateSpec) -> pl.DataFrame:
 def order_kpis(items: pl.DataFrame) -> pl.DataFrame:
     """Site-wide daily KPIs from order_items records (columns ``_day``, ``status``,
     ``sale_price``, ``order_id``)."""
+    if items.is_empty():
+        return pl.DataFrame(schema=ORDER_KPIS.schema)
     out = items.group_by(pl.col("_day").alias("day")).agg(_metrics()).sort("day")
     return _finish(out, ORDER_KPIS)
 
 
 def category_kpis(items: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
     """Category x day KPIs; ``products`` has ``_key`` (product id as text) and ``category``."""
+    if items.is_empty():
+        return pl.DataFrame(schema=CATEGORY_KPIS.schema)
     cats = products.select(pl.col("_key").alias("_product"), pl.col("category"))
     joined = items.with_columns(pl.col("product_id").cast(pl.String).alias("_product")).join(
         cats, on="_product", how="left"
@@ -93,6 +97,8 @@ def category_kpis(items: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
 def totals(dataset: str, records: pl.DataFrame) -> pl.DataFrame:
     """Totals of ``amount`` by each grouping of the dataset, scope ``<dataset>.<by>``."""
     parts = []
+    if records.is_empty():
+        return pl.DataFrame(schema=TOTALS.schema)
     for by, column in TOTALS_BY.get(dataset, {}).items():
         parts.append(
             records.group_by(pl.col(column).cast(pl.String).fill_null(UNKNOWN).alias("id"))

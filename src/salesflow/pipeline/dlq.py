@@ -150,7 +150,7 @@ def redrive(
         ext, body = _encode(dataset, (corrections.get(x.id, x.raw) for x in group))
         key = keys.check_key(f"{keys.INBOX}{dataset}/redrive-{stamp}.{ext}")
         backend.store.put_bytes(key, body)
-        state = process_file(backend, settings, key, dataset=dataset)
+        state = process_file(backend, settings, key, dataset=dataset, dedup=False)
         result.files.append(state)
         failing = {x.record for x in backend.dlq.list(source_file=key)}
         passed = [

@@ -62,7 +62,7 @@ def archive_key(key: str, dataset: str, *, ok: bool, when: datetime) -> str:
 
 def report_key(key: str, dataset: str, seq: int) -> str:
     """Where the JSON validation report of a file goes."""
-    return f"{REPORTS}{dataset}/{seq:012d}-{posixpath.basename(key)}.json"
+    return f"{REPORTS}{dataset}/{seq:012d}-{posixpath.basename(key)}.report.json"
 
 
 def lake_key(dataset: str, year: int, month: int, seq: int, part: int = 0) -> str:

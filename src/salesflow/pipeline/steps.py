@@ -78,8 +78,12 @@ def start_file(
     *,
     dataset: str | None = None,
     now: datetime | None = None,
+    dedup: bool = True,
 ) -> StepState:
-    """Hash the object, dedup it, and open (or resume) its lineage row."""
+    """Hash the object, dedup it, and open (or resume) its lineage row.
+
+    ``dedup=False`` processes content seen before (a redrive of unchanged records, whose
+    references may exist now)."""
     keys.check_key(key)
     now = now or utcnow()
     tables = backend.tables
@@ -116,7 +120,7 @@ def start_file(
         seq=seq,
         started_at=now,
     )
-    original = tables.find_by_sha(sha, FileStatus.SUCCESS)
+    original = tables.find_by_sha(sha, FileStatus.SUCCESS) if dedup else None
     if original is not None:
         record.status = FileStatus.DUPLICATE
         record.finished_at = now
@@ -154,7 +158,7 @@ def load_file(
     reference = _reference(backend, set(spec.references.values())) if spec.references else None
     threshold = settings.alerts.threshold_for(spec.name)
     days: set[date] = set()
-    chunks = []
+    report = FileReport(file=state.key, dataset=spec.name)
     alerts = 0
     with backend.store.fetch(state.key) as path:
         for chunk in validate_path(
@@ -180,8 +184,7 @@ def load_file(
                 )
             )
             alerts += len(new)
-            chunks.append(chunk)
-    report = FileReport.from_chunks(state.key, spec.name, chunks)
+            report.add(chunk)
     state.rows_in, state.valid, state.rejected = report.rows_in, report.valid, report.rejected
     state.alerts = alerts
     state.days = sorted(d.isoformat() for d in days)
@@ -220,7 +223,10 @@ def finish_file(
     record.finished_at = now
     record.error = None
     backend.tables.put_file(record)
-    return _complete_archive(backend, record, state.key)
+    _complete_archive(backend, record, state.key)
+    state.status = record.status.value
+    state.archive_key = record.archive_key
+    return state
 
 
 def fail_file(
@@ -282,12 +288,13 @@ def process_file(
     *,
     dataset: str | None = None,
     now: datetime | None = None,
+    dedup: bool = True,
 ) -> StepState:
     """All steps for one object in the bucket. Bad input ends FAILED, never raises;
     a ``TransientError`` (a store down) propagates so the caller retries later."""
     state: StepState | None = None
     try:
-        state = start_file(backend, settings, key, dataset=dataset, now=now)
+        state = start_file(backend, settings, key, dataset=dataset, now=now, dedup=dedup)
         state = load_file(backend, settings, state, now=now)
         state = aggregate(backend, settings, state)
         return finish_file(backend, settings, state, now=now)

@@ -1,0 +1,205 @@
+"""The pipeline's decisions, on the in-memory backend."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from salesflow.config import Settings
+from salesflow.models import FileStatus, LetterStatus
+from salesflow.pipeline import summary
+from salesflow.pipeline.audit import audit
+from salesflow.pipeline.inbox import ingest
+from salesflow.pipeline.steps import load_file, process_file, recover, start_file
+from salesflow.ports import Backend
+from tests.fixtures.memory import MemoryStore, memory_backend
+from tests.fixtures.thelook import ITEMS_CSV, ITEMS_HEADER, ORDERS_CSV, PRODUCTS_CSV
+
+SEED_002 = {
+    "orders": [
+        {
+            "contact-info": {"name": "Foo Bar", "email": "foobar@test.com"},
+            "order-info": {"OrderId": "1", "item-id": "101", "item-desc": "Item One", "qty": "1"},
+        },
+        {"order-info": {"orderId": "2", "item-id": "102", "item-desc": "Item Two", "qty": "2"}},
+    ]
+}
+NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def backend() -> Backend:
+    return memory_backend()
+
+
+def _put(backend: Backend, key: str, body: str | bytes) -> str:
+    backend.store.put_bytes(key, body.encode() if isinstance(body, str) else body)
+    return key
+
+
+def _objects(backend: Backend) -> list[str]:
+    store = backend.store
+    assert isinstance(store, MemoryStore)
+    return sorted(store.objects)
+
+
+def test_seed_002_example_stores_one_and_dead_letters_the_other(
+    backend: Backend, settings: Settings
+) -> None:
+    key = _put(backend, "inbox/orders_json/mock.json", json.dumps(SEED_002))
+    state = process_file(backend, settings, key, now=NOW)
+    assert (state.status, state.rows_in, state.valid, state.rejected) == ("SUCCESS", 2, 1, 1)
+    stored = backend.records.read("orders_json")
+    assert stored.get_column("_key").to_list() == ["1"]
+    [letter] = backend.dlq.list()
+    assert letter.record == 2 and letter.rules == ["presence.contact_info"]
+    assert letter.raw["order-info"]["orderId"] == "2"
+    assert "processed/year=2024/month=06/orders_json/mock.json" in _objects(backend)
+    assert not backend.store.exists(key)
+    record = backend.tables.get_file(key)
+    assert record is not None and record.status == FileStatus.SUCCESS
+    report = json.loads(backend.store.get_bytes(state.report_key or ""))
+    assert report["rows_in"] == 2 and report["rules"] == {"presence.contact_info": 1}
+
+
+def test_same_content_under_another_key_is_duplicate_and_changes_nothing(
+    backend: Backend, settings: Settings
+) -> None:
+    process_file(backend, settings, _put(backend, "inbox/orders_json/a.json", json.dumps(SEED_002)))
+    letters = backend.dlq.count()
+    state = process_file(
+        backend, settings, _put(backend, "inbox/orders_json/b.json", json.dumps(SEED_002))
+    )
+    assert state.status == "DUPLICATE"
+    assert backend.dlq.count() == letters
+    assert backend.records.count_by_seq("orders_json") == {1: 1}
+    assert backend.store.exists(state.archive_key or "")
+    assert audit(backend).ok
+
+
+def test_corrected_record_later_replaces_the_old_one(backend: Backend, settings: Settings) -> None:
+    first = {"orders": [SEED_002["orders"][0]]}
+    fixed = json.loads(json.dumps(first))
+    fixed["orders"][0]["order-info"]["qty"] = "5"
+    process_file(backend, settings, _put(backend, "inbox/orders_json/a.json", json.dumps(first)))
+    process_file(backend, settings, _put(backend, "inbox/orders_json/a.json", json.dumps(fixed)))
+    stored = backend.records.read("orders_json")
+    assert stored.height == 1 and stored.get_column("qty").to_list() == [5]
+    # the second file under the same key keeps its own lineage row
+    assert [f.key for f in backend.tables.list_files()] == [
+        "inbox/orders_json/a.json",
+        "inbox/orders_json/a.json#2",
+    ]
+    assert audit(backend).ok
+
+
+def test_unreadable_file_fails_into_failed_with_a_clear_error(
+    backend: Backend, settings: Settings
+) -> None:
+    key = _put(backend, "inbox/orders_json/bad.json", b'{"orders": [ {"order-info": ')
+    state = process_file(backend, settings, key, now=NOW)
+    assert state.status == "FAILED"
+    assert "bad.json" in (state.error or "")
+    assert "failed/year=2024/month=06/orders_json/bad.json" in _objects(backend)
+    assert audit(backend).ok
+
+
+def test_unknown_dataset_fails_without_crashing(backend: Backend, settings: Settings) -> None:
+    key = _put(backend, "inbox/mystery.bin", b"\x00\x01\x02 binary")
+    state = process_file(backend, settings, key, now=NOW)
+    assert state.status == "FAILED" and "dataset" in (state.error or "")
+    assert backend.store.exists(state.archive_key or "")
+
+
+def test_crash_after_load_is_redone_without_duplicates(
+    backend: Backend, settings: Settings
+) -> None:
+    key = _put(backend, "inbox/orders_json/a.json", json.dumps(SEED_002))
+    state = start_file(backend, settings, key)
+    load_file(backend, settings, state)  # ... and the process dies here
+    [redone] = recover(backend, settings)
+    assert redone.status == "SUCCESS" and redone.seq == state.seq
+    assert backend.records.count_by_seq("orders_json") == {state.seq: 1}
+    assert backend.dlq.count() == 1
+    record = backend.tables.get_file(key)
+    assert record is not None and record.attempts == 2
+    assert audit(backend).ok
+
+
+def test_thelook_kpis_follow_the_definitions(
+    backend: Backend, settings: Settings, tmp_path: Path
+) -> None:
+    paths = []
+    for name, body in (
+        ("items.csv", ITEMS_CSV),
+        ("products.csv", PRODUCTS_CSV),
+        ("orders.csv", ORDERS_CSV),
+    ):
+        (tmp_path / name).write_text(body)
+        paths.append(tmp_path / name)
+    states = ingest(backend, settings, paths)
+    assert [s.dataset for s in states] == ["products", "orders", "order_items"]
+    assert all(s.status == "SUCCESS" for s in states)
+    kpis = summary.kpis(backend).to_dicts()
+    day1, day2 = kpis
+    assert day1["day"] == date(2024, 3, 1)
+    assert (day1["items"], day1["revenue"], day1["orders"], day1["returned"]) == (3, 35.0, 2, 1)
+    assert day1["avg_basket"] == pytest.approx(17.5)
+    assert day1["return_rate"] == pytest.approx(1 / 3)
+    assert (day2["items"], day2["revenue"], day2["orders"]) == (2, 500.0, 1)
+    cats = summary.kpis(backend, by="category").filter(pl.col("day") == date(2024, 3, 1))
+    assert dict(zip(cats["category"], cats["revenue"], strict=True)) == {
+        "Jeans": 20.0,
+        "Tops": 15.0,
+    }
+    # the 500.00 item is a high-value sale: one alert per sink, exactly once
+    assert [a.record_key for a in backend.tables.list_alerts()] == ["1004"]
+    assert audit(backend).ok
+
+
+def test_dangling_product_is_rejected_then_redriven_once_the_product_exists(
+    backend: Backend, settings: Settings, tmp_path: Path
+) -> None:
+    from salesflow.pipeline.dlq import redrive
+
+    for name, body in (("products.csv", PRODUCTS_CSV), ("orders.csv", ORDERS_CSV)):
+        (tmp_path / name).write_text(body)
+    ingest(backend, settings, [tmp_path / "products.csv", tmp_path / "orders.csv"])
+    (tmp_path / "items.csv").write_text(
+        ITEMS_HEADER + "2000,10,100,9,1,Complete,2024-03-01 10:00:00 UTC,,,,30.0\n"
+    )
+    [state] = ingest(backend, settings, [tmp_path / "items.csv"])
+    assert (state.valid, state.rejected) == (0, 1)
+    [letter] = backend.dlq.list()
+    assert letter.rules == ["ref.product_id"]
+    extra = PRODUCTS_CSV.splitlines()[0] + "\n9,5.0,Hats,Cap,Acme,30.0,Men,SKU9,1\n"
+    (tmp_path / "more.csv").write_text(extra)
+    ingest(backend, settings, [tmp_path / "more.csv"])
+    result = redrive(backend, settings, [letter])
+    assert (result.redriven, result.still_failing) == (1, 0)
+    assert backend.dlq.get(letter.id).status == LetterStatus.REDRIVEN  # type: ignore[union-attr]
+    assert "2000" in backend.records.read("order_items").get_column("_key").to_list()
+    assert audit(backend).ok
+
+
+def test_moving_a_record_to_another_day_refreshes_both_days(
+    backend: Backend, settings: Settings, tmp_path: Path
+) -> None:
+    for name, body in (
+        ("products.csv", PRODUCTS_CSV),
+        ("orders.csv", ORDERS_CSV),
+        ("i.csv", ITEMS_CSV),
+    ):
+        (tmp_path / name).write_text(body)
+    ingest(backend, settings, [tmp_path / n for n in ("products.csv", "orders.csv", "i.csv")])
+    moved = ITEMS_HEADER + "1004,12,102,2,5,Shipped,2024-03-01 09:00:00 UTC,,,,500.0\n"
+    (tmp_path / "fix.csv").write_text(moved)
+    ingest(backend, settings, [tmp_path / "fix.csv"])
+    by_day = {r["day"]: r for r in summary.kpis(backend).to_dicts()}
+    assert by_day[date(2024, 3, 2)]["items"] == 1
+    assert by_day[date(2024, 3, 1)]["items"] == 4
+    assert audit(backend).ok
