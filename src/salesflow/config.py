@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     chunk_rows: int = Field(1_000_000, ge=1, description="rows validated at a time")
     poll_seconds: float = Field(1.0, gt=0, description="inbox polling fallback interval")
     log_level: str = "INFO"
+    failpoint: str | None = Field(
+        None,
+        description="testing only: SIGKILL this process at the named step "
+        "(after_start, after_chunk, after_load, after_aggregate, after_lineage)",
+    )
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -37,6 +39,16 @@ from salesflow.ports import Backend
 from salesflow.validation import FileReport, Reference, validate_path
 
 log = logging.getLogger(__name__)
+
+
+def failpoint(settings: Settings, name: str) -> None:
+    """Die here, as a power cut would, when ``settings.failpoint`` names this step.
+
+    The crash tests use it to kill a real process at an exact point; it is off by default.
+    """
+    if settings.failpoint == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
 
 HEAD_BYTES = 64 * 1024
 
@@ -129,6 +141,7 @@ def start_file(
         tables.put_file(record)
         return _complete_archive(backend, record, key)
     tables.put_file(record)
+    failpoint(settings, "after_start")
     return StepState.of(record, key)
 
 
@@ -185,11 +198,13 @@ def load_file(
             )
             alerts += len(new)
             report.add(chunk)
+            failpoint(settings, "after_chunk")
     state.rows_in, state.valid, state.rejected = report.rows_in, report.valid, report.rejected
     state.alerts = alerts
     state.days = sorted(d.isoformat() for d in days)
     state.report_key = keys.report_key(state.key, spec.name, state.seq)
     backend.store.put_bytes(state.report_key, json.dumps(report.to_dict(), indent=2).encode())
+    failpoint(settings, "after_load")
     return state
 
 
@@ -201,6 +216,7 @@ def aggregate(backend: Backend, settings: Settings, state: StepState) -> StepSta
     """Recompute the totals and KPIs the file touched, from the stored records."""
     if state.status == FileStatus.IN_PROGRESS:
         refresh_aggregates(backend.records, backend.tables, state.dataset, state.day_dates)
+        failpoint(settings, "after_aggregate")
     return state
 
 
@@ -223,6 +239,7 @@ def finish_file(
     record.finished_at = now
     record.error = None
     backend.tables.put_file(record)
+    failpoint(settings, "after_lineage")
     _complete_archive(backend, record, state.key)
     state.status = record.status.value
     state.archive_key = record.archive_key
