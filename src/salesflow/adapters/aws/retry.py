@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from salesflow.adapters.aws.errors import is_transient, translate
+from salesflow.adapters.aws.errors import error_code, is_transient, translate
 from salesflow.errors import TransientError
 
 T = TypeVar("T")
@@ -47,16 +47,19 @@ class Backoff:
         )
 
 
-def call(backoff: Backoff, what: str, fn: Callable[[], T]) -> T:
+def call(backoff: Backoff, what: str, fn: Callable[[], T], *, keep: Collection[str] = ()) -> T:
     """``fn()``, retried with backoff while AWS answers with a transient error.
 
-    Transient errors left after the last attempt raise ``TransientError``; anything else
-    is translated to ``TerminalError`` at once.
+    Transient errors left after the last attempt raise ``TransientError``; error codes in
+    ``keep`` (say ``ConditionalCheckFailedException``) are re-raised unchanged for the caller
+    to handle; anything else is translated to ``TerminalError`` at once.
     """
     for attempt in range(backoff.max_attempts):
         try:
             return fn()
         except (ClientError, BotoCoreError) as exc:
+            if error_code(exc) in keep:
+                raise
             if not is_transient(exc):
                 raise translate(exc, what) from exc
             if attempt + 1 == backoff.max_attempts:
