@@ -23,6 +23,18 @@ def client_error(code: str, operation: str, status: int = 400) -> ClientError:
     )
 
 
+class _PaginatorSpy:
+    """Counts ``paginate`` as one call of the operation (pages are not counted)."""
+
+    def __init__(self, spy: Spy, operation: str, paginator: Any) -> None:
+        self._spy, self._operation, self._paginator = spy, operation, paginator
+
+    def paginate(self, **kwargs: Any) -> Any:
+        self._spy.calls[self._operation] += 1
+        self._spy.kwargs.setdefault(self._operation, []).append(kwargs)
+        return self._paginator.paginate(**kwargs)
+
+
 class Spy:
     """Delegates to ``client``; ``calls`` counts each operation, ``kwargs`` keeps arguments."""
 
@@ -34,8 +46,10 @@ class Spy:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
-        if not callable(attr) or name.startswith("get_paginator") or name == "meta":
+        if not callable(attr) or name == "meta":
             return attr
+        if name == "get_paginator":
+            return lambda operation: _PaginatorSpy(self, operation, attr(operation))
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             self.calls[name] += 1
