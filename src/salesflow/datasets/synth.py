@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,7 +86,7 @@ class FaultPlan:
         if per_kind * len(kinds) >= n:  # keep at least one clean record
             per_kind = (n - 1) // len(kinds)
         if per_kind:
-            rows = rng.permutation(n)[: per_kind * len(kinds)]
+            rows = rng.choice(n, per_kind * len(kinds), replace=False)
             codes[rows] = np.repeat(np.arange(len(kinds), dtype=np.int16), per_kind)
         return cls(kinds, codes)
 
@@ -93,11 +94,11 @@ class FaultPlan:
         return self.kinds.index(rule) if rule in self.kinds else -2
 
     def mask(self, rule: str) -> Array:
-        return self.codes == self.code(rule)
+        return np.asarray(self.codes == self.code(rule), dtype=np.bool_)
 
     @property
     def clean(self) -> Array:
-        return self.codes == CLEAN
+        return np.asarray(self.codes == CLEAN, dtype=np.bool_)
 
     def is_(self, rule: str) -> pl.Expr:
         """True on the rows planned to break ``rule`` (the frame needs a ``_fault`` column)."""
@@ -151,39 +152,67 @@ def future(rng: np.random.Generator, n: int, now: datetime) -> pl.Series:
     return pl.Series((base + seconds.astype("timedelta64[s]")).astype("datetime64[us]"))
 
 
-def money(values: Array) -> pl.Series:
-    """Prices rounded to cents, as a Float64 Series."""
-    return pl.Series(np.round(values, 2))
+def pick(values: Sequence[str], index: Array) -> pl.Series:
+    """``values[index]`` as a Utf8 Series (much faster than numpy string arrays)."""
+    return pl.Series(list(values), dtype=pl.Utf8).gather(index)
 
 
-def write_csv(frame: pl.DataFrame, path: Path, *, bom: bool = False) -> None:
-    """Write ``frame`` (all columns strings or numbers) as CSV, optionally with a UTF-8 BOM."""
-    if bom:
-        with path.open("wb") as fh:
+def format_times(times: pl.Series, date_fmt: str, sep: str, time_fmt: str) -> pl.Series:
+    """``times`` (whole seconds) rendered as ``<date_fmt><sep><time_fmt>``; nulls stay null.
+
+    strftime costs ~0.35 us a row; sample data spans a few hundred days, so render each day
+    and each second of a day once and gather (~10x faster on millions of rows)."""
+    days = times.dt.epoch("d")
+    first = int(days.min() or 0)  # type: ignore[arg-type]
+    span = int(days.max() or 0) - first + 1  # type: ignore[arg-type]
+    day_table = pl.Series(
+        np.arange(first, first + span, dtype="int64").astype("datetime64[D]")
+    ).dt.strftime(date_fmt)
+    clock = pl.Series(
+        np.arange(86400, dtype="int64").astype("datetime64[s]").astype("datetime64[us]")
+    )
+    time_table = clock.dt.strftime(time_fmt)
+    seconds = (times.dt.epoch("s") - days * 86400).cast(pl.Int64)
+    out = pl.DataFrame(
+        {
+            "d": day_table.gather((days - first).cast(pl.Int64)),
+            "t": time_table.gather(seconds),
+        }
+    ).select(pl.concat_str(pl.col("d"), pl.lit(sep), pl.col("t")).alias(times.name))
+    return out.to_series()
+
+
+def write_csv(
+    frame: pl.DataFrame, path: Path, *, bom: bool = False, datetime_format: str | None = None
+) -> None:
+    """Write ``frame`` as CSV (nulls as empty cells), optionally with a UTF-8 BOM."""
+    with path.open("wb") as fh:
+        if bom:
             fh.write(b"\xef\xbb\xbf")
-            frame.write_csv(fh)
-    else:
-        frame.write_csv(path)
+        frame.write_csv(fh, datetime_format=datetime_format)
 
 
-Edit = tuple[str, str, "pl.Expr | str | None"]
+Value = pl.Expr | str | int | None | Callable[[int], pl.Series]
+"""A faulty value: a literal (None: missing), an expression evaluated on the faulty rows,
+or a function of how many rows need one."""
 
 
-def inject(frame: pl.DataFrame, plan: FaultPlan, edits: list[Edit]) -> pl.DataFrame:
-    """Overwrite cells with faulty values: ``(rule, column, value)`` applies ``value`` to
-    ``column`` on the rows planned for ``rule`` (``frame`` needs the ``_fault`` column).
-    A str is a literal, None a missing value, an expression is evaluated per row."""
-    by_column: dict[str, list[tuple[str, pl.Expr]]] = {}
+def inject(
+    frame: pl.DataFrame, plan: FaultPlan, edits: list[tuple[str, str, Value]]
+) -> pl.DataFrame:
+    """Overwrite cells with faulty values: ``(rule, column, value)`` puts ``value`` into
+    ``column`` on the rows planned for ``rule``. Only those rows are computed and
+    scattered in, so injecting costs little even on millions of rows."""
     for rule, column, value in edits:
+        rows = np.flatnonzero(plan.mask(rule))
+        if not len(rows):
+            continue
         if isinstance(value, pl.Expr):
-            expr = value
+            values = frame[rows].select(value.alias(column)).to_series()
+        elif callable(value):
+            values = value(len(rows))
         else:
-            expr = pl.lit(value, dtype=pl.Utf8)
-        by_column.setdefault(column, []).append((rule, expr))
-    exprs = []
-    for column, changes in by_column.items():
-        expr = pl.col(column)
-        for rule, value in reversed(changes):
-            expr = pl.when(plan.is_(rule)).then(value).otherwise(expr)
-        exprs.append(expr.alias(column))
-    return frame.with_columns(exprs)
+            values = pl.Series(column, [value] * len(rows))
+        target = frame.get_column(column)
+        frame = frame.with_columns(target.scatter(rows, values.cast(target.dtype)))
+    return frame
