@@ -78,13 +78,14 @@ def _detect_json(specs: Mapping[str, DatasetSpec], head: bytes) -> str | None:
             best = (score, spec.name)
     if best:
         return best[1]
-    # A flat object without a marker key: the dataset whose required fields it covers.
+    # No marker key: the dataset whose field names the keys match best (at least two).
+    scores = []
     for spec in specs.values():
         if "json" in spec.formats:
-            required = {normalize(f.name) for f in spec.fields if f.required}
-            if required <= keys:
-                return spec.name
-    return None
+            names = {p.split(".")[-1] for f in spec.fields for p in f.spellings}
+            scores.append((len(keys & names), spec.name))
+    score, name = max(scores)
+    return name if score >= 2 else None
 
 
 def detect(specs: Mapping[str, DatasetSpec], key: str, head: bytes) -> str | None:

@@ -8,6 +8,7 @@ UTF-8 copy, with a warning in the report; NUL bytes mean the file is not text at
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -32,8 +33,18 @@ class TextFile:
 
     @property
     def format(self) -> str:
-        """``json`` if the first non-blank character is ``{`` or ``[``, else ``csv``."""
-        return "json" if self.head.removeprefix(BOM).lstrip()[:1] in (b"{", b"[") else "csv"
+        """``json`` if the first non-blank character is ``{`` or ``[`` (or the whole small
+        file is one JSON value, such as ``42``), else ``csv``."""
+        body = self.head.removeprefix(BOM).strip()
+        if body[:1] in (b"{", b"["):
+            return "json"
+        if len(self.head) < HEAD:
+            try:
+                json.loads(body)
+            except ValueError:
+                return "csv"
+            return "json"
+        return "csv"
 
 
 def _first_bad_utf8(path: Path, source: str) -> int | None:

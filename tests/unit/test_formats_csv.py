@@ -1,0 +1,170 @@
+"""CSV in every shape real exports take: BOM, CRLF, quoted newlines, Latin-1, extra and
+missing columns, empty and header-only files, ragged and blank lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from salesflow.datasets import get_spec
+from salesflow.errors import FileLevelError
+from salesflow.validation import validate_path
+from tests.fixtures.samples import (
+    NOW,
+    ORDERS_CSV_HEADER,
+    PRODUCTS_HEADER,
+    RETAIL_HEADER,
+    rules_of,
+    validate,
+    write,
+)
+
+LINE = "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850,United Kingdom"
+
+
+def file_error(path: Path, dataset: str) -> FileLevelError:
+    with pytest.raises(FileLevelError) as err:
+        list(validate_path(path, get_spec(dataset), source=path.name, now=NOW))
+    assert err.value.file == path.name
+    assert err.value.hint
+    return err.value
+
+
+def test_bom_and_crlf(tmp_path: Path) -> None:
+    body = "\r\n".join([RETAIL_HEADER, LINE, LINE.replace(",6,", ",2,")]) + "\r\n"
+    result = validate(write(tmp_path, "r.csv", b"\xef\xbb\xbf" + body.encode()), "online_retail")
+    assert result.report.valid == 2
+    assert result.valid["Country"].to_list() == ["United Kingdom"] * 2
+    assert result.valid["InvoiceNo"].to_list() == ["536365", "536365"]
+    assert result.valid["_key"].to_list() == ["536365|1", "536365|2"]
+
+
+def test_quoted_newline_inside_description(tmp_path: Path) -> None:
+    quoted = LINE.replace("WHITE HANGING HEART T-LIGHT HOLDER", '"WHITE HEART,\r\nHOLDER ""XL"""')
+    path = write(tmp_path, "r.csv", f"{RETAIL_HEADER}\r\n{quoted}\r\n{LINE}\r\n")
+    result = validate(path, "online_retail")
+    assert result.report.rows_in == 2
+    assert result.valid["Description"][0] == 'WHITE HEART,\r\nHOLDER "XL"'
+    assert result.valid["_record"].to_list() == [1, 2]
+
+
+def test_latin1_bytes_fall_back_with_a_warning(tmp_path: Path) -> None:
+    line = LINE.replace("WHITE HANGING HEART T-LIGHT HOLDER", "CAF\xc9 CR\xc8ME").encode("latin-1")
+    path = write(tmp_path, "r.csv", RETAIL_HEADER.encode() + b"\n" + line + b"\n")
+    result = validate(path, "online_retail")
+    assert result.valid["Description"].to_list() == ["CAFÉ CRÈME"]
+    assert any("Latin-1" in w for w in result.report.warnings)
+    assert result.report.to_dict()["warnings"] == result.report.warnings
+
+
+def test_latin1_rejected_record_keeps_decoded_raw(tmp_path: Path) -> None:
+    line = LINE.replace(",2.55,", ",-1,").replace("WHITE", "CR\xc8ME").encode("latin-1")
+    path = write(tmp_path, "r.csv", RETAIL_HEADER.encode() + b"\n" + line + b"\n")
+    result = validate(path, "online_retail")
+    raw = json.loads(result.rejected["raw"][0])
+    assert raw["Description"].startswith("CRÈME")
+    assert raw["UnitPrice"] == "-1"
+
+
+def test_case_insensitive_headers_in_any_order(tmp_path: Path) -> None:
+    header = "SKU,ID,Cost,Category,Name,Brand,Retail-Price,Department"
+    path = write(tmp_path, "p.csv", f"{header}\nS1,7,5,Jeans,N,B,9.5,Men\n")
+    result = validate(path, "products")
+    row = result.valid.row(0, named=True)
+    assert (row["id"], row["sku"], row["retail_price"]) == (7, "S1", 9.5)
+    assert row["distribution_center_id"] is None  # optional column absent: null
+
+
+def test_extra_columns_are_kept(tmp_path: Path) -> None:
+    header = f"{PRODUCTS_HEADER},season,notes"
+    lines = [f"{header}", "1,5,Jeans,N,B,9.5,Men,S1,2,summer,", "2,10,Jeans,N,B,9.5,Men,S2,2,x,y"]
+    result = validate(write(tmp_path, "p.csv", "\n".join(lines) + "\n"), "products")
+    assert json.loads(result.valid["_extra"][0]) == {"season": "summer", "notes": ""}
+    raw = json.loads(result.rejected["raw"][0])
+    assert raw["season"] == "x" and raw["cost"] == "10"
+    assert rules_of(result) == {2: ["business.cost_le_retail"]}
+
+
+def test_missing_required_header_is_a_file_error(tmp_path: Path) -> None:
+    header = RETAIL_HEADER.replace("UnitPrice,", "")
+    error = file_error(write(tmp_path, "r.csv", f"{header}\n1,2,3\n"), "online_retail")
+    assert error.rule == "structure.missing_header"
+    assert "UnitPrice" in error.cause
+
+
+def test_data_without_header_is_a_file_error(tmp_path: Path) -> None:
+    error = file_error(write(tmp_path, "r.csv", f"{LINE}\n{LINE}\n"), "online_retail")
+    assert error.rule == "structure.missing_header"
+
+
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf", b"\r\n\r\n  \n"])
+def test_empty_file_is_a_file_error(tmp_path: Path, content: bytes) -> None:
+    error = file_error(write(tmp_path, "r.csv", content), "online_retail")
+    assert error.rule == "structure.empty"
+
+
+def test_header_only_is_zero_rows(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", "\ufeff" + RETAIL_HEADER + "\r\n")
+    chunks = list(validate_path(path, get_spec("online_retail"), source="r.csv", now=NOW))
+    assert len(chunks) == 1 and chunks[0].rows_in == 0
+    assert chunks[0].valid.columns == list(get_spec("online_retail").valid_schema())
+    result = validate(path, "online_retail")
+    assert (result.report.rows_in, result.report.valid, result.report.rejected) == (0, 0, 0)
+
+
+def test_binary_file_is_not_text(tmp_path: Path) -> None:
+    content = RETAIL_HEADER.encode("utf-16")
+    error = file_error(write(tmp_path, "r.csv", content), "online_retail")
+    assert error.rule == "structure.not_text"
+
+
+def test_unterminated_quote_is_a_file_error(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "r.csv", f'{RETAIL_HEADER}\n{LINE}\n536366,1,"OPEN,1,12/1/2010 8:26,1,2\n'
+    )
+    assert file_error(path, "online_retail").rule == "structure.bad_csv"
+
+
+def test_json_for_a_csv_dataset_is_a_format_error(tmp_path: Path) -> None:
+    error = file_error(write(tmp_path, "p.json", '[{"id": 1}]'), "products")
+    assert error.rule == "structure.format"
+
+
+def test_more_fields_than_header_rejects_the_record(tmp_path: Path) -> None:
+    lines = [PRODUCTS_HEADER, "1,5,Jeans,N,B,9.5,Men,S1,2", "2,5,Jeans,N,B,9.5,Men,S2,2,surplus"]
+    result = validate(write(tmp_path, "p.csv", "\n".join(lines)), "products")
+    assert rules_of(result) == {2: ["structure.field_count"]}
+    assert "surplus" in result.rejected["reasons"][0][0]["message"]
+
+
+def test_fewer_fields_than_header_reads_as_missing(tmp_path: Path) -> None:
+    lines = [PRODUCTS_HEADER, "1,5,Jeans,N,B,9.5,Men"]
+    result = validate(write(tmp_path, "p.csv", "\n".join(lines) + "\n"), "products")
+    assert rules_of(result) == {1: ["presence.required"]}
+    assert result.rejected["reasons"][0][0]["field"] == "sku"
+
+
+def test_blank_lines_are_skipped_not_counted(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", f"{RETAIL_HEADER}\n\n{LINE}\n\n,,,,,,,\n{LINE}\n\n\n")
+    result = validate(path, "online_retail")
+    assert result.report.rows_in == 2 and result.report.valid == 2
+
+
+def test_orders_json_as_csv(tmp_path: Path) -> None:
+    lines = [ORDERS_CSV_HEADER, "1,101,Item One,1,Foo Bar,foobar@test.com", "2,102,Item Two,2,,"]
+    result = validate(write(tmp_path, "o.csv", "\n".join(lines) + "\n"), "orders_json")
+    assert result.valid["order_id"].to_list() == ["1"]
+    assert rules_of(result) == {2: ["presence.contact_info"]}
+
+
+def test_big_file_streams_in_chunks(tmp_path: Path) -> None:
+    lines = [RETAIL_HEADER] + [LINE.replace("536365", str(536365 + i // 3)) for i in range(25)]
+    path = write(tmp_path, "r.csv", "\n".join(lines) + "\n")
+    chunks = list(validate_path(path, get_spec("online_retail"), source="r", chunk_rows=10))
+    assert sum(c.rows_in for c in chunks) == 25
+    assert len(chunks) >= 3 and [c.index for c in chunks] == list(range(len(chunks)))
+    keys = [k for c in chunks for k in c.valid["_key"].to_list()]
+    assert keys[:4] == ["536365|1", "536365|2", "536365|3", "536366|1"]
+    assert len(set(keys)) == 25
