@@ -1,0 +1,83 @@
+"""One SQLite file shared by the service and the CLI: WAL mode, a busy timeout, one lock.
+
+WAL lets a CLI process read ``status`` while the service writes. Each adapter owns one
+connection (``check_same_thread=False``) guarded by a re-entrant lock, so the service's
+threads can share it. Writes open ``BEGIN IMMEDIATE``: the write lock is taken up front, so
+two writers wait on ``busy_timeout`` instead of failing to upgrade a read lock mid-transaction.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from salesflow.errors import TransientError
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class Database:
+    """A connection to ``path`` with the pragmas salesflow relies on."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,  # autocommit; transactions are explicit
+            check_same_thread=False,
+        )
+        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a commit survives power loss too; commits are per file, so the cost is small.
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """The connection, for statements that only read."""
+        with self._lock, _mapped(self.path):
+            yield self._conn
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed on success, rolled back on any error."""
+        with self._lock, _mapped(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def script(self, sql: str) -> None:
+        """Run DDL (``CREATE ... IF NOT EXISTS``) in one transaction."""
+        with self.transaction() as conn:
+            for statement in sql.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+@contextlib.contextmanager
+def _mapped(path: Path) -> Iterator[None]:
+    """Turn a locked or unavailable database into a ``TransientError`` (retry later)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        message = str(exc)
+        if "locked" in message or "busy" in message or "unable to open" in message:
+            raise TransientError(
+                f"SQLite database {path} is unavailable: {message}",
+                hint="another process holds it; the operation will be retried",
+            ) from exc
+        raise
