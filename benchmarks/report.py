@@ -1,0 +1,112 @@
+"""The results table (Markdown) from the results dict that ``benchmarks.run`` builds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.approaches import LABELS
+
+TARGET_SPEEDUP = 5.0
+TARGET_FLOOR_RATIO = 2.0
+TARGET_RSS_MB = 1024.0
+TARGET_LATENCY_S = 1.0
+
+
+def _ok(flag: bool) -> str:
+    return "met" if flag else "**missed**"
+
+
+def _size_rows(size: dict[str, Any]) -> list[str]:
+    lines = []
+    for name, s in size["approaches"].items():
+        lines.append(
+            f"| {size['rows']:,} | {LABELS.get(name, name)} | {s['rows_per_s']:,.0f} | "
+            f"{s['wall_s']:.2f} | {s['wall_min_s']:.2f}-{s['wall_max_s']:.2f} | "
+            f"{s['peak_rss_mb']:,.0f} |"
+        )
+    return lines
+
+
+def ratios(size: dict[str, Any]) -> dict[str, float]:
+    """``a/b`` and ``a/c``: salesflow's median wall time over the others'."""
+    a = size["approaches"].get("salesflow")
+    out: dict[str, float] = {}
+    if a is None:
+        return out
+    for key, other in (("a/b", "pandas"), ("a/c", "polars_floor")):
+        if other in size["approaches"]:
+            out[key] = a["wall_s"] / size["approaches"][other]["wall_s"]
+    return out
+
+
+def _targets(results: dict[str, Any]) -> list[str]:
+    largest = max(results["sizes"], key=lambda s: s["rows"])
+    r = ratios(largest)
+    lines = [f"Targets at {largest['rows']:,} rows:", ""]
+    if "a/b" in r:
+        speedup = 1 / r["a/b"]
+        lines.append(
+            f"- salesflow >= {TARGET_SPEEDUP:g}x faster than pandas: "
+            f"{speedup:.1f}x, {_ok(speedup >= TARGET_SPEEDUP)}"
+        )
+    if "a/c" in r:
+        lines.append(
+            f"- salesflow within {TARGET_FLOOR_RATIO:g}x of the Polars floor: "
+            f"{r['a/c']:.2f}x, {_ok(r['a/c'] <= TARGET_FLOOR_RATIO)}"
+        )
+    a = largest["approaches"].get("salesflow")
+    if a is not None:
+        lines.append(
+            f"- salesflow peak RSS < 1 GB: {a['peak_rss_mb']:,.0f} MB, "
+            f"{_ok(a['peak_rss_mb'] < TARGET_RSS_MB)}"
+        )
+    lat = results.get("latency")
+    if lat:
+        lines.append(
+            f"- drop-to-`salesflow kpis` latency < 1 s: {lat['visible_median_s']:.2f} s, "
+            f"{_ok(lat['visible_median_s'] < TARGET_LATENCY_S)}"
+        )
+    return lines
+
+
+def render(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    out = [
+        "# salesflow benchmark results",
+        "",
+        f"{m['date']}, {m['cpus']} CPUs, Python {m['python']}, Polars {m['polars']}, "
+        f"pandas {m['pandas']}; median of {results['repeat']} run(s), each in a fresh process. "
+        "rows/s counts order_items rows; wall is the timed work (imports excluded); peak RSS "
+        "is the process's (wait4 ru_maxrss).",
+        "",
+        "| rows | approach | rows/s | wall s | min-max s | peak RSS MB |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for size in results["sizes"]:
+        out += _size_rows(size)
+    out += [
+        "",
+        "| rows | CSV MB | a/b (wall) | speedup b/a | a/c (wall) | agree |",
+        "|---:|---:|---:|---:|---:|---|",
+    ]
+    for size in results["sizes"]:
+        r = ratios(size)
+        ab, ac = r.get("a/b"), r.get("a/c")
+        out.append(
+            f"| {size['rows']:,} | {size['csv_mb']:,.0f} | "
+            f"{'' if ab is None else f'{ab:.3f}'} | {'' if ab is None else f'{1 / ab:.1f}x'} | "
+            f"{'' if ac is None else f'{ac:.2f}'} | {'yes' if size['agree'] else '**NO**'} |"
+        )
+    lat = results.get("latency")
+    if lat:
+        out += [
+            "",
+            f"Latency, {lat['drops']} drops of {lat['items_per_drop']} order items into a running "
+            f"`salesflow run` ({lat['preloaded_rows']:,} rows pre-loaded, "
+            "SALESFLOW_BATCHING__MIN_FILES=1, --quiet-seconds 0): median "
+            f"{lat['visible_median_s']:.2f} s until `salesflow kpis --json` shows the day "
+            f"(service done after {lat['service_median_s']:.2f} s; one `salesflow kpis` call "
+            f"takes {lat['kpis_cli_median_s']:.2f} s).",
+        ]
+    out += ["", *_targets(results), ""]
+    return "\n".join(out)

@@ -1,0 +1,197 @@
+"""``make bench``: time salesflow, seed 004's pandas approach and a Polars floor.
+
+    python -m benchmarks.run                      # 0.5M, 2M, 5M rows, median of 3, latency
+    python -m benchmarks.run --sizes 0.5M,2M --repeat 1
+    python -m benchmarks.run --quick              # 100k rows, 1 run each: a smoke test
+
+Every measurement runs in a fresh subprocess (``benchmarks.worker``); its peak RSS comes
+from ``wait4``. Approaches are interleaved within each repeat so a slow spell of the machine
+hits all of them alike. The run fails (exit 1) if the approaches disagree on counts or KPIs;
+otherwise it writes ``benchmarks/results/results.{md,json}`` and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import agree, latency
+from benchmarks.approaches import APPROACHES
+from benchmarks.data import DATA_DIR, Inputs, inputs
+from benchmarks.report import render
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def parse_size(text: str) -> int:
+    """``0.5M`` -> 500000, ``100k`` -> 100000, ``2000`` -> 2000."""
+    text = text.strip().lower().replace("_", "")
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
+    number = text[:-1] if scale > 1 else text
+    return int(float(number) * scale)
+
+
+def measure(approach: str, data: Inputs, now: datetime, scratch: Path) -> dict[str, Any]:
+    """One run of ``approach`` in a fresh interpreter: its outcome plus process figures."""
+    out = scratch / f"{approach}-{data.rows}.json"
+    log = scratch / f"{approach}-{data.rows}.log"
+    args = [
+        sys.executable, "-m", "benchmarks.worker", approach, str(data.folder),
+        "--rows", str(data.rows), "--now", now.isoformat(),
+        "--workdir", str(scratch / f"work-{approach}"), "--out", str(out),
+    ]  # fmt: skip
+    load = os.getloadavg()[0]
+    started = time.perf_counter()
+    with log.open("w") as err:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=err, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    process_seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        tail = log.read_text()[-3000:]
+        raise RuntimeError(f"{approach} at {data.rows} rows failed ({proc.returncode}):\n{tail}")
+    outcome: dict[str, Any] = json.loads(out.read_text())
+    outcome["process_seconds"] = process_seconds
+    outcome["peak_rss_mb"] = usage.ru_maxrss / 1024
+    outcome["load_before"] = load
+    return outcome
+
+
+def _summary(rows: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    seconds = [r["seconds"] for r in runs]
+    rss = [r["peak_rss_mb"] for r in runs]
+    wall = statistics.median(seconds)
+    out = {
+        "rows": rows,
+        "runs": len(runs),
+        "wall_s": wall,
+        "wall_min_s": min(seconds),
+        "wall_max_s": max(seconds),
+        "rows_per_s": rows / wall if wall else 0.0,
+        "peak_rss_mb": statistics.median(rss),
+        "peak_rss_max_mb": max(rss),
+        "load_before": [round(r["load_before"], 2) for r in runs],
+    }
+    for extra in ("phases", "lake_mb"):
+        if extra in runs[0]:
+            out[extra] = runs[len(runs) // 2][extra] if extra == "phases" else runs[0][extra]
+    return out
+
+
+def bench_size(rows: int, approaches: list[str], repeat: int, scratch: Path) -> dict[str, Any]:
+    data = inputs(rows)
+    now = datetime.now(UTC)
+    print(f"== {rows:,} order items ({data.megabytes:,.0f} MB of CSV in 3 files)", flush=True)
+    runs: dict[str, list[dict[str, Any]]] = {a: [] for a in approaches}
+    for r in range(repeat):
+        for approach in approaches:
+            outcome = measure(approach, data, now, scratch)
+            runs[approach].append(outcome)
+            print(
+                f"   run {r + 1}/{repeat} {approach:<13} {outcome['seconds']:8.2f} s "
+                f"{outcome['peak_rss_mb']:8.0f} MB",
+                flush=True,
+            )
+    first = {a: runs[a][0] for a in approaches}
+    problems: list[str] = []
+    for a in approaches:
+        for again in runs[a][1:]:
+            problems += agree.disagreements(f"{a} run 1", runs[a][0], f"{a} again", again)
+    try:
+        agree.check(first)
+    except agree.Disagreement as exc:
+        problems.append(str(exc))
+    base = first[approaches[0]]
+    files = {
+        name: {k: f[k] for k in ("rows_in", "valid", "rejected")}
+        for name, f in base["files"].items()
+    }
+    return {
+        "rows": rows,
+        "csv_mb": round(data.megabytes, 1),
+        "files": files,
+        "kpi_days": len(base["order_kpis"]),
+        "category_rows": len(base["category_kpis"]),
+        "agree": not problems,
+        "problems": problems,
+        "rule_differences": {a: agree.rule_differences(base, first[a]) for a in approaches[1:]},
+        "approaches": {a: _summary(rows, runs[a]) for a in approaches},
+    }
+
+
+def _machine() -> dict[str, Any]:
+    import pandas
+    import polars
+
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "polars": polars.__version__,
+        "pandas": pandas.__version__,
+        "platform": platform.platform(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="0.5M,2M,5M", help="order_items rows, e.g. 0.5M,2M")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per approach (median)")
+    parser.add_argument("--quick", action="store_true", help="100k rows, 1 run: a smoke test")
+    parser.add_argument("--approaches", default=",".join(APPROACHES), help="comma-separated subset")
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency test")
+    parser.add_argument("--drops", type=int, default=5, help="latency: files dropped")
+    parser.add_argument(
+        "--latency-preload", default=None, help="latency: rows pre-loaded (default: smallest size)"
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS_DIR)
+    args = parser.parse_args(argv)
+    sizes = [100_000] if args.quick else [parse_size(s) for s in args.sizes.split(",")]
+    repeat = 1 if args.quick else args.repeat
+    approaches = [a.strip() for a in args.approaches.split(",")]
+    unknown = set(approaches) - set(APPROACHES)
+    if unknown:
+        parser.error(f"unknown approaches {sorted(unknown)}; use {', '.join(APPROACHES)}")
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"machine": _machine(), "repeat": repeat, "sizes": []}
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=DATA_DIR) as tmp:
+        scratch = Path(tmp)
+        for rows in sizes:
+            results["sizes"].append(bench_size(rows, approaches, repeat, scratch))
+        if not args.no_latency:
+            preload = parse_size(args.latency_preload) if args.latency_preload else min(sizes)
+            print(
+                f"== latency: {args.drops} drops into a running service ({preload:,} rows "
+                "pre-loaded)",
+                flush=True,
+            )
+            results["latency"] = latency.measure(inputs(preload), scratch, args.drops)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    table = render(results)
+    (args.out / "results.md").write_text(table)
+    print()
+    print(table)
+    failed = [s for s in results["sizes"] if not s["agree"]]
+    for size in failed:
+        print(f"DISAGREEMENT at {size['rows']:,} rows:", file=sys.stderr)
+        for problem in size["problems"]:
+            print(f"  {problem}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
