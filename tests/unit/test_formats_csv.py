@@ -168,3 +168,10 @@ def test_big_file_streams_in_chunks(tmp_path: Path) -> None:
     keys = [k for c in chunks for k in c.valid["_key"].to_list()]
     assert keys[:4] == ["536365|1", "536365|2", "536365|3", "536366|1"]
     assert len(set(keys)) == 25
+
+
+def test_truncated_utf8_at_the_end_falls_back_to_latin1(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", f"{RETAIL_HEADER}\n{LINE}".encode() + b"\xc3")
+    result = validate(path, "online_retail")
+    assert result.valid["Country"].to_list() == ["United Kingdom\xc3"]
+    assert "offset" in result.report.warnings[0]

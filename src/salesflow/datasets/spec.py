@@ -67,7 +67,7 @@ class FieldSpec:
 
     @property
     def is_date(self) -> bool:
-        return isinstance(self.dtype, (pl.Datetime, pl.Date))
+        return isinstance(self.dtype, pl.Datetime)
 
 
 @dataclass(frozen=True, eq=False)

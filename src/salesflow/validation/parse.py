@@ -40,8 +40,6 @@ def typed(s: pl.Expr, spec: FieldSpec) -> pl.Expr:
         if spec.formats:
             return pl.coalesce([_to_utc(s, f) for f in spec.formats])
         return iso_datetime(s)
-    if isinstance(dtype, pl.Date):
-        return s.str.to_date("%Y-%m-%d", strict=False)
     if dtype == pl.Float64:
         value = s.cast(pl.Float64, strict=False)
         return pl.when(value.is_finite()).then(value)
@@ -53,7 +51,7 @@ def typed(s: pl.Expr, spec: FieldSpec) -> pl.Expr:
 def type_rule(spec: FieldSpec) -> str | None:
     """The rule that fires when a present value of ``spec`` does not parse."""
     dtype = spec.dtype
-    if isinstance(dtype, (pl.Datetime, pl.Date)):
+    if isinstance(dtype, pl.Datetime):
         return "type.date"
     if dtype == pl.Float64:
         return "type.number"

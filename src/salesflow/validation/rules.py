@@ -45,7 +45,3 @@ RULES: dict[str, str] = {
     "ref.order_id": "order_items.order_id is not a known order",
 }
 
-
-def describe(rule: str) -> str:
-    """The description of ``rule`` (the id itself if it is unknown)."""
-    return RULES.get(rule, rule)
