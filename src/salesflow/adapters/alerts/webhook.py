@@ -43,6 +43,7 @@ class WebhookNotifier:
             with urllib.request.urlopen(request, timeout=self.timeout):  # noqa: S310
                 pass
         except urllib.error.HTTPError as exc:
+            exc.close()  # it holds the response's socket
             raise SinkError(self.name, alert.id, f"{self.url} answered HTTP {exc.code}") from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)

@@ -1,0 +1,114 @@
+"""Emails never reach the logs in clear: message, arguments and tracebacks are masked."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from salesflow.errors import FileLevelError
+from salesflow.logs import MaskEmails, configure_logging, error_line, mask_email
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("foobar@test.com", "f*****@test.com"),
+        ("mail ab@x.co and c.d+e@sub.example.org!", "mail a***@x.co and c****@sub.example.org!"),
+        ("a@b.io", "a***@b.io"),
+        ("no email here @ all, user@localhost", "no email here @ all, user@localhost"),
+    ],
+)
+def test_mask_email(text: str, masked: str) -> None:
+    assert mask_email(text) == masked
+
+
+@pytest.fixture
+def stream() -> Iterator[io.StringIO]:
+    """Route logs through ``configure_logging``'s handler into a buffer."""
+    root = logging.getLogger()
+    level = root.level
+    handler = configure_logging("DEBUG")
+    buffer = io.StringIO()
+    handler.setStream(buffer)  # type: ignore[attr-defined]
+    yield buffer
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_filter_masks_message_and_args(stream: io.StringIO) -> None:
+    log = logging.getLogger("salesflow.test")
+    log.info("customer foobar@test.com bought %s from %s", "x", "seller@shop.example")
+    log.info("by name %(who)s", {"who": "someone@corp.example"})
+    log.info("object arg %s", {"email": "inner@corp.example"})
+    out = stream.getvalue()
+    assert "foobar@test.com" not in out and "f*****@test.com" in out
+    assert "seller@shop.example" not in out and "s*****@shop.example" in out
+    assert "someone@corp.example" not in out and "s******@corp.example" in out
+    assert "inner@corp.example" not in out and "i****@corp.example" in out
+
+
+def test_filter_masks_tracebacks(stream: io.StringIO) -> None:
+    try:
+        raise ValueError("bad row for leak@corp.example")
+    except ValueError:
+        logging.getLogger("salesflow.test").exception("failed")
+    out = stream.getvalue()
+    assert "Traceback" in out and "leak@corp.example" not in out and "l***@corp.example" in out
+
+
+def test_filter_keeps_numbers_as_numbers() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "%d rows, %.1f s", (3, 1.25), None)
+    assert MaskEmails().filter(record)
+    assert record.getMessage() == "3 rows, 1.2 s"
+
+
+def test_json_lines(stream: io.StringIO) -> None:
+    root = logging.getLogger()
+    handler = configure_logging("INFO", json=True)
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    assert sum(1 for h in root.handlers if h is handler) == 1
+    logging.getLogger("salesflow.test").debug("hidden")
+    logging.getLogger("salesflow.test").warning("to %s", "foobar@test.com")
+    (line,) = stream.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["level"] == "WARNING" and entry["logger"] == "salesflow.test"
+    assert entry["message"] == "to f*****@test.com"
+    root.removeHandler(handler)
+
+
+def test_json_lines_carry_the_traceback(stream: io.StringIO) -> None:
+    handler = configure_logging("INFO", json=True)
+    handler.setStream(stream)  # type: ignore[attr-defined]
+    try:
+        raise KeyError("k")
+    except KeyError:
+        logging.getLogger("salesflow.test").exception("boom")
+    entry = json.loads(stream.getvalue().splitlines()[-1])
+    assert "KeyError" in entry["exception"]
+    logging.getLogger().removeHandler(handler)
+
+
+def test_configure_logging_replaces_only_its_own_handler() -> None:
+    root = logging.getLogger()
+    other = logging.NullHandler()
+    root.addHandler(other)
+    first = configure_logging("INFO")
+    second = configure_logging("WARNING")
+    try:
+        assert first not in root.handlers and second in root.handlers and other in root.handlers
+        assert root.level == logging.WARNING
+    finally:
+        root.removeHandler(second)
+        root.removeHandler(other)
+
+
+def test_error_line_is_one_masked_line() -> None:
+    exc = FileLevelError(
+        "inbox/x.csv", "row 3 of bob@corp.example\nis broken", rule="structure.x", hint="fix it"
+    )
+    assert error_line(exc) == "error: inbox/x.csv: row 3 of b***@corp.example is broken (fix it)"
+    assert error_line(KeyError("k")) == "error: KeyError: 'k'"
