@@ -107,6 +107,16 @@ def _run(
         progress(state)
 
 
+def _local_dataset(path: Path) -> str | None:
+    """The dataset of a local file from its first bytes, or None (it then fails with a
+    clear error once in the bucket)."""
+    try:
+        with path.open("rb") as fh:
+            return resolve_dataset(path.name, fh.read(HEAD_BYTES), None)
+    except (FileLevelError, OSError):
+        return None
+
+
 def inbox_key_for(backend: Backend, name: str, dataset: str | None) -> str:
     """A free inbox key for a file called ``name`` (``inbox/<dataset>/<name>``)."""
     base = posixpath.basename(name.replace("\\", "/")) or "upload"
@@ -135,15 +145,15 @@ def ingest(
     """
     placed: list[tuple[str, str | None]] = []
     for path in paths:
-        key = inbox_key_for(backend, path.name, dataset)
+        name = dataset or _local_dataset(path)
+        key = inbox_key_for(backend, path.name, name)
         backend.store.put_file(key, path)
-        placed.append((key, dataset))
+        placed.append((key, name))
     rank = {name: i for i, name in enumerate(settings.batching.datasets)}
-    resolved = [(key, ds or _dataset_of(backend, key)) for key, ds in placed]
-    resolved.sort(key=lambda kd: rank.get(kd[1] or "", len(rank)))
+    placed.sort(key=lambda kd: rank.get(kd[1] or "", len(rank)))
     states: list[StepState] = []
-    for key, ds in resolved:
-        state = process_file(backend, settings, key, dataset=dataset or ds)
+    for key, name in placed:
+        state = process_file(backend, settings, key, dataset=name)
         states.append(state)
         if progress:
             progress(state)

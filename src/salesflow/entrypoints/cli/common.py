@@ -26,7 +26,8 @@ BackendName = Annotated[
 ]
 Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
 
-console = Console()
+# Wide enough for keys and numbers when piped (Rich assumes 80 columns off a terminal).
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 

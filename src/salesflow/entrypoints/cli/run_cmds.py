@@ -206,7 +206,7 @@ def demo(
     settings = settings_for(data_dir or Path("salesflow-demo"))
     samples = settings.data_dir / "samples"
     files: list[Path] = []
-    for name, rate in (("orders_json", 0.05), ("online_retail", 0.03), ("sale_events", 0.05)):
+    for name, rate in (("orders_json", 0.01), ("online_retail", 0.01), ("sale_events", 0.01)):
         files += generate_files(name, rows, samples / name, invalid_rate=rate, seed=7).files
     files += generate_files(
         "order_items", rows, samples / "thelook", invalid_rate=0.02, seed=7
