@@ -54,7 +54,11 @@ def sql_type(dtype: pl.DataType) -> str:
 def ensure_table(conn: sqlite3.Connection, spec: AggregateSpec) -> None:
     """Create ``agg_<name>`` if missing; add columns the spec gained since it was created."""
     table = table_of(spec)
-    columns = ", ".join(f"{quote(c)} {sql_type(t)}" for c, t in spec.schema.items())
+    # NOT NULL on the key: SQLite would otherwise accept NULLs in a non-integer PRIMARY KEY.
+    columns = ", ".join(
+        f"{quote(c)} {sql_type(t)}{' NOT NULL' if c in spec.key else ''}"
+        for c, t in spec.schema.items()
+    )
     key = ", ".join(quote(c) for c in spec.key)
     conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns}, PRIMARY KEY ({key}))")
     present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}

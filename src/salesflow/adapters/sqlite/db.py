@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from salesflow.errors import TransientError
+from salesflow.errors import TerminalError, TransientError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -68,16 +68,25 @@ class Database:
             self._conn.close()
 
 
+_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o error")
+
+
 @contextlib.contextmanager
 def _mapped(path: Path) -> Iterator[None]:
-    """Turn a locked or unavailable database into a ``TransientError`` (retry later)."""
+    """SQLite errors as salesflow's: a locked or unreachable file is transient (retry later);
+    anything else (a constraint, a corrupt file) is terminal."""
     try:
         yield
     except sqlite3.OperationalError as exc:
         message = str(exc)
-        if "locked" in message or "busy" in message or "unable to open" in message:
+        if any(word in message.lower() for word in _TRANSIENT):
             raise TransientError(
                 f"SQLite database {path} is unavailable: {message}",
-                hint="another process holds it; the operation will be retried",
+                hint="another process may hold it; the operation will be retried",
             ) from exc
-        raise
+        raise TerminalError(f"SQLite database {path}: {message}", hint=_HINT) from exc
+    except sqlite3.Error as exc:
+        raise TerminalError(f"SQLite database {path}: {exc}", hint=_HINT) from exc
+
+
+_HINT = "check the file with `sqlite3 <file> 'PRAGMA integrity_check'`"
