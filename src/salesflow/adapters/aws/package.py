@@ -1,5 +1,10 @@
 """The Lambda deployment package: salesflow plus what its handlers import, as one zip.
 
+Which distributions: the closure of ``ROOTS`` plus every distribution whose modules the
+handlers really import (a subprocess imports ``salesflow.entrypoints.lambdas`` and the AWS
+adapters and reports ``sys.modules``), minus what the runtime provides. Test suites, type
+stubs and C headers inside them are left out.
+
 Two ways to fill it:
 
 - offline (default): copy the installed distributions of this environment (polars and its
@@ -11,7 +16,7 @@ Two ways to fill it:
   3.12 --target ...`` with the same pinned versions, i.e. wheels built for Lambda.
 
 Left out: boto3, botocore, s3transfer and urllib3 (the Lambda Python runtime provides them),
-pyarrow and pandas (the handlers do not import them), the CLI's typer, rich and watchdog.
+and whatever the handlers do not import (pyarrow, pandas, the CLI's typer, rich, watchdog).
 The test suite checks the unzipped size against Lambda's 250 MB limit.
 """
 
@@ -35,7 +40,15 @@ from salesflow.errors import TerminalError
 
 ROOTS = ("polars", "pydantic-settings", "aws-lambda-powertools")
 PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "urllib3", "python-dateutil", "six"})
-UNWANTED = frozenset({"pyarrow", "pandas", "numpy"})
+TOOLING = frozenset({"pip", "setuptools", "wheel", "salesflow"})
+HANDLER_MODULES = (
+    "salesflow.entrypoints.lambdas",
+    "salesflow.adapters.aws.dynamodb",
+    "salesflow.adapters.aws.s3",
+    "salesflow.adapters.aws.sns",
+    "salesflow.adapters.aws.sqs",
+)
+SKIPPED_PARTS = frozenset({"__pycache__", "tests", "include"})
 MANIFEST = "salesflow_package.json"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 _EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -63,7 +76,7 @@ def runtime_distributions(roots: Iterable[str] = ROOTS) -> dict[str, metadata.Di
     todo = [_canonical(r) for r in roots]
     while todo:
         name = todo.pop()
-        if name in found or name in PROVIDED or name in UNWANTED:
+        if name in found or name in PROVIDED or name in TOOLING:
             continue
         try:
             dist = metadata.distribution(name)
@@ -77,12 +90,32 @@ def runtime_distributions(roots: Iterable[str] = ROOTS) -> dict[str, metadata.Di
     return found
 
 
+def imported_distributions(modules: Iterable[str] = HANDLER_MODULES) -> set[str]:
+    """Distributions whose modules importing ``modules`` loads (in a fresh interpreter)."""
+    probe = (
+        "import importlib, json, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    importlib.import_module(name)\n"
+        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, *modules], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise TerminalError(
+            f"the Lambda handlers do not import here: {result.stderr.strip()[-500:]}",
+            hint="fix the import error first; the package would fail on Lambda the same way",
+        )
+    owners = metadata.packages_distributions()
+    return {_canonical(d) for top in json.loads(result.stdout) for d in owners.get(top, [])}
+
+
 def _copy_installed(dists: dict[str, metadata.Distribution], target: Path) -> None:
     for dist in dists.values():
         base = Path(str(dist.locate_file("")))
         for file in dist.files or []:
             parts = Path(str(file)).parts
-            if ".." in parts or "__pycache__" in parts or str(file).endswith(".pyc"):
+            if ".." in parts or SKIPPED_PARTS & set(parts[1:-1]) or file.suffix in {".pyc", ".pyi"}:
                 continue
             source = base / file
             if source.is_file():
@@ -149,7 +182,7 @@ def build_lambda_package(
     ``platform=None`` copies this environment's distributions (offline); a pip platform tag
     fetches wheels for Lambda (``manylinux2014_x86_64`` or ``manylinux2014_aarch64``).
     """
-    dists = runtime_distributions()
+    dists = runtime_distributions([*ROOTS, *imported_distributions()])
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="salesflow-package-") as tmp:
         folder = Path(tmp) / "package"
