@@ -217,3 +217,33 @@ def test_a_reader_process_never_sees_half_a_fragment(store: ParquetRecordStore) 
     out, _ = reader.communicate(timeout=60)
     bad, reads = map(int, out.split())
     assert bad == 0 and reads > 0
+
+
+def test_a_fragment_removed_mid_read_restarts_the_read(
+    store: ParquetRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.write("sales", 1, frame([("a", D1, 1.0)]))
+    store.write("sales", 2, frame([("b", D1, 2.0)]))
+    real = store.fragments
+    calls = []
+
+    def racing(dataset: str) -> list[Path]:
+        listed = real(dataset)
+        calls.append(len(listed))
+        if len(calls) == 1:
+            store.drop("sales", 2)  # a writer drops seq 2 right after this listing
+        return listed
+
+    monkeypatch.setattr(store, "fragments", racing)
+    assert current(store) == {"a": (1, D1, 1.0)}
+    assert calls == [2, 2, 1]  # the read, the drop's own listing, the read again
+
+
+def test_a_read_that_keeps_losing_fragments_gives_up(
+    store: ParquetRecordStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ghost = store.root / "lake/sales/year=2024/month=01/part-000000000001-00000.parquet"
+    monkeypatch.setattr(store, "fragments", lambda dataset: [ghost])
+    with pytest.raises(FileNotFoundError):
+        store.read("sales")
+    assert store.count_by_seq("sales") == {}

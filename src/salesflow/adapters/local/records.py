@@ -41,6 +41,7 @@ _N = "__salesflow_n"
 _I = "__salesflow_index"
 _PATH = "__salesflow_path"
 _NEWEST = "__salesflow_newest"
+VANISHED_RETRIES = 5
 _CAST = pl.ScanCastOptions(integer_cast="upcast", float_cast="upcast")
 
 
@@ -193,8 +194,20 @@ class ParquetRecordStore:
 
         The day filter applies *after* dedup: a record whose newest version moved to another
         day is not returned for its old day. With ``days``, only the months of those days are
-        scanned in full; newer files are scanned for ``_key`` and ``_seq`` only.
+        scanned in full; newer files are scanned for ``_key`` and ``_seq`` only. A fragment that
+        a writer removes mid-scan (a redo, a drop) makes the read start over on a fresh listing.
         """
+        for attempt in range(VANISHED_RETRIES):
+            try:
+                return self._read(dataset, days, columns)
+            except FileNotFoundError:
+                if attempt == VANISHED_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read(
+        self, dataset: str, days: Collection[date] | None, columns: Sequence[str] | None
+    ) -> pl.DataFrame:
         paths = self.fragments(dataset)
         wanted = None if columns is None else list(dict.fromkeys([*META_COLUMNS, *columns]))
         if not paths:
@@ -245,7 +258,10 @@ class ParquetRecordStore:
         counts: dict[int, int] = {}
         for path in self.fragments(dataset):
             seq = _seq_of(path)
-            counts[seq] = counts.get(seq, 0) + _rows_written(path)
+            try:
+                counts[seq] = counts.get(seq, 0) + _rows_written(path)
+            except FileNotFoundError:  # dropped since the listing: it wrote nothing now
+                continue
         return counts
 
     # -- maintenance ---------------------------------------------------------------------
