@@ -47,7 +47,7 @@ def declared_types() -> dict[str, str]:
 
 
 def test_deploy_creates_every_resource_then_destroy_removes_them(
-    aws_env: MotoServer, tmp_path: Path
+    aws_env: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = Settings(aws={"stack_name": STACK})
     outputs = deploy(
@@ -102,7 +102,9 @@ def test_deploy_creates_every_resource_then_destroy_removes_them(
     )
     assert backend.records.read("orders_json", days=[date(2024, 3, 1)])["qty"].to_list() == [2]
 
-    again = deploy(settings, package=stub_package(tmp_path), poll_seconds=1)  # an update
+    # An update, with the template passed by URL as a large one would be.
+    monkeypatch.setattr("salesflow.adapters.aws.deploy.TEMPLATE_BODY_LIMIT", 100)
+    again = deploy(settings, package=stub_package(tmp_path), poll_seconds=1)
     assert again == outputs
 
     destroy(settings, poll_seconds=1)
@@ -123,3 +125,36 @@ def test_an_invalid_stack_name_is_a_terminal_error(aws_env: MotoServer, tmp_path
             package=stub_package(tmp_path),
             poll_seconds=1,
         )
+
+
+class FailingStack:
+    """A CloudFormation client whose stack never completes."""
+
+    def get_waiter(self, name: str) -> object:
+        from botocore.exceptions import WaiterError
+
+        class Waiter:
+            def wait(self, **kwargs: object) -> None:
+                raise WaiterError(name=name, reason="failed", last_response={})
+
+        return Waiter()
+
+    def describe_stack_events(self, StackName: str) -> dict[str, object]:
+        return {
+            "StackEvents": [
+                {
+                    "LogicalResourceId": "RecordsTable",
+                    "ResourceStatus": "CREATE_FAILED",
+                    "ResourceStatusReason": "limit exceeded",
+                },
+                {"LogicalResourceId": "DataBucket", "ResourceStatus": "CREATE_COMPLETE"},
+            ]
+        }
+
+
+def test_a_stack_that_fails_names_the_failed_resources() -> None:
+    from salesflow.adapters.aws.deploy import _wait
+
+    with pytest.raises(TerminalError, match="RecordsTable: limit exceeded") as info:
+        _wait(FailingStack(), "stack_create_complete", "sf", 1)
+    assert "DataBucket" not in str(info.value)

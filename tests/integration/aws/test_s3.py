@@ -97,3 +97,27 @@ def test_sdk_errors_become_terminal_errors(aws_env: MotoServer) -> None:
         store.list("inbox/")
     with pytest.raises(TerminalError, match="NoSuchBucket"):
         store.get_bytes("inbox/a.json")
+
+
+def test_an_unreachable_endpoint_is_transient(tmp_path: Path) -> None:
+    from botocore.config import Config
+
+    from salesflow.errors import TransientError
+    from tests.fixtures.moto_server import free_port
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        config=Config(retries={"max_attempts": 1}, connect_timeout=1),
+    )
+    store = S3ObjectStore(client, "lake")
+    for action in (
+        lambda: store.get_bytes("inbox/a.json"),
+        lambda: store.exists("inbox/a.json"),
+        lambda: store.put_file("inbox/a.json", tmp_path / "missing"),
+        lambda: store.delete("inbox/a.json"),
+    ):
+        with pytest.raises((TransientError, FileNotFoundError)):
+            action()
+    with pytest.raises(TransientError), store.fetch("inbox/a.json"):
+        pass
