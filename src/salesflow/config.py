@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("salesflow-data")
     chunk_rows: int = Field(1_000_000, ge=1, description="rows validated at a time")
     poll_seconds: float = Field(1.0, gt=0, description="inbox polling fallback interval")
-    log_level: str = "INFO"
+    log_level: str = Field("WARNING", description="the service logs at INFO unless this says more")
     failpoint: str | None = Field(
         None,
         description="testing only: SIGKILL this process at the named step "

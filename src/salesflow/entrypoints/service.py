@@ -72,6 +72,10 @@ def serve(
     settings: Settings, *, json_lines: bool = False, stop: threading.Event | None = None
 ) -> None:
     """Run until ``stop`` is set (or SIGTERM/SIGINT)."""
+    from salesflow.logs import configure_logging
+
+    level = "INFO" if settings.log_level.upper() in ("WARNING", "ERROR") else settings.log_level
+    configure_logging(level, json=json_lines)
     stop = stop or threading.Event()
     wake = threading.Event()
 

@@ -336,11 +336,17 @@ def _sha(state: StepState | None) -> str | None:
 
 
 def recover(backend: Backend, settings: Settings) -> list[StepState]:
-    """Finish every file a crash left IN_PROGRESS: redo it from the inbox, or, if its
-    object already moved, mark it with what it recorded. Run at start-up."""
+    """Finish every file a crash left IN_PROGRESS. Run at start-up.
+
+    The object is redone from the inbox; if it already reached its archive key (the lineage
+    commit was lost, e.g. to a power cut after the move), it is moved back and redone.
+    """
     done = []
     for record in backend.tables.list_files(FileStatus.IN_PROGRESS):
         key = inbox_key_of(record)
+        archived = keys.archive_key(key, record.dataset, ok=True, when=record.started_at)
+        if not backend.store.exists(key) and backend.store.exists(archived):
+            backend.store.move(archived, key)
         if backend.store.exists(key):
             done.append(process_file(backend, settings, key, dataset=record.dataset))
         else:

@@ -1,4 +1,4 @@
-"""The console sink: one WARNING log line per alert, emails masked."""
+"""The console sink: one INFO log line per alert, emails masked (``salesflow run`` shows INFO)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ class LogNotifier:
         self.logger = logger or logging.getLogger("salesflow.alerts")
 
     def send(self, alert: Alert) -> None:
-        self.logger.warning(
+        self.logger.info(
             "%s: %s [file %s, alert %s]",
             subject(alert),
             mask_email(alert.message),

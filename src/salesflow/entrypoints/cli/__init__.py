@@ -7,8 +7,8 @@ naming the file, row or key, the cause and what to do; never a traceback for bad
 from __future__ import annotations
 
 import logging
-import os
 import sys
+from collections.abc import Callable
 
 import typer
 
@@ -23,15 +23,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for command in (run_cmds.demo, run_cmds.ingest, run_cmds.run, run_cmds.validate, run_cmds.generate):
-    app.command()(command)
-for command in (
+COMMANDS: tuple[Callable[..., None], ...] = (
+    run_cmds.demo,
+    run_cmds.ingest,
+    run_cmds.run,
+    run_cmds.validate,
+    run_cmds.generate,
     query_cmds.status,
     query_cmds.kpis,
     query_cmds.totals,
     query_cmds.alerts,
     query_cmds.audit,
-):
+)
+for command in COMMANDS:
     app.command()(command)
 app.add_typer(dlq_cmds.app, name="dlq")
 app.add_typer(aws_cmds.app, name="aws")
@@ -39,9 +43,16 @@ app.add_typer(aws_cmds.app, name="aws")
 
 def main() -> None:
     """Console-script entry point."""
+    from pydantic import ValidationError
+
+    from salesflow.config import load_settings
     from salesflow.logs import configure_logging
 
-    configure_logging(os.environ.get("SALESFLOW_LOG_LEVEL", "WARNING"), json=False)
+    try:
+        configure_logging(load_settings().log_level, json=False)
+    except ValidationError as exc:
+        err_console.print(f"[red]error:[/red] invalid configuration: {exc}")
+        sys.exit(2)
     try:
         app(prog_name="salesflow")
     except SalesflowError as exc:

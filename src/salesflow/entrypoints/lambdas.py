@@ -1,0 +1,398 @@
+"""AWS Lambda handlers: thin adapters from events to the pipeline's steps.
+
+``detector`` turns S3 events (a bucket notification, or EventBridge's "Object Created") and the
+batching timer into Step Functions executions; ``validate_load``, ``aggregate``, ``archive`` and
+``mark_failed`` are the tasks of ``infra/statemachine.asl.json``; ``generator`` is seed 003's
+live feed. Each handler parses its event, calls ``salesflow.pipeline``, logs structured JSON
+(Powertools Logger) and emits CloudWatch metrics in embedded metric format, and returns a
+small JSON-safe dict: a ``StepState`` for the tasks, so the state machine carries no records.
+
+Errors: Step Functions' Retry and Catch match on the ``errorType`` that the Lambda runtime
+takes from the exception's class name. Tasks therefore raise exactly ``TransientError``
+(retried with backoff) or ``TerminalError`` (not retried; Catch sends the file to failed/);
+any other exception keeps its own name and is retried as ``States.TaskFailed``.
+
+The backend is built once per container, on first use, from ``Settings()`` (so from the
+function's environment: ``SALESFLOW_BACKEND=aws``, ``SALESFLOW_AWS__BUCKET`` ...).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import random
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from itertools import groupby
+from typing import Any, NoReturn, cast
+
+import polars as pl
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
+    AmazonCloudWatchEMFProvider,
+)
+from botocore.exceptions import BotoCoreError, ClientError
+
+from salesflow.adapters.aws.errors import error_code, translate
+from salesflow.adapters.aws.s3 import decode_event_key
+from salesflow.config import Settings
+from salesflow.datasets.generate import sale_event
+from salesflow.errors import InvalidKeyError, SalesflowError, TerminalError, TransientError
+from salesflow.models import Alert, FileStatus, PendingFile, utcnow
+from salesflow.pipeline import keys
+from salesflow.pipeline.batching import decide_batch
+from salesflow.pipeline.delivery import deliver_alerts
+from salesflow.pipeline.state import StepState
+from salesflow.pipeline.steps import aggregate as aggregate_step
+from salesflow.pipeline.steps import fail_file, finish_file, load_file, start_file
+from salesflow.ports import Backend, Tables
+
+NAMESPACE = "salesflow"
+SERVICE = "salesflow"
+TIMER_SOURCES = frozenset({"salesflow.timer", "aws.events"})
+TERMINAL = (TerminalError, pl.exceptions.PolarsError, ValueError)
+
+Event = dict[str, Any]
+Result = dict[str, Any]
+Handler = Callable[[Event, Any], Result]
+
+
+class _Stdout:
+    """``sys.stdout`` looked up at each write, so logs follow whatever stdout is now."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
+logger = Logger(service=SERVICE, stream=cast(Any, _Stdout()))
+
+
+@dataclass
+class Runtime:
+    """What a warm container keeps between invocations."""
+
+    settings: Settings
+    backend: Backend
+    _stepfunctions: Any = field(default=None, repr=False)
+
+    def stepfunctions(self) -> Any:
+        """A Step Functions client (honours ``AWS_ENDPOINT_URL`` like every other client)."""
+        if self._stepfunctions is None:
+            from salesflow.adapters.aws import client
+
+            self._stepfunctions = client(self.settings, "stepfunctions")
+        return self._stepfunctions
+
+
+_lock = threading.Lock()
+_current: tuple[str, Runtime] | None = None
+
+
+def runtime() -> Runtime:
+    """The container's runtime, built on first use; rebuilt only if the settings change."""
+    global _current
+    settings = Settings()
+    fingerprint = settings.model_dump_json()
+    with _lock:
+        if _current is None or _current[0] != fingerprint:
+            from salesflow.adapters import build_backend
+
+            if _current is not None:
+                _current[1].backend.close()
+            _current = (fingerprint, Runtime(settings, build_backend(settings)))
+        return _current[1]
+
+
+class _Metrics:
+    """One invocation's metrics, flushed as one EMF document (never shared across calls)."""
+
+    def __init__(self, function: str) -> None:
+        self._emf = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
+        self._emf.add_dimension(name="function", value=function)
+
+    def count(self, name: str, value: float) -> None:
+        self._emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+    def flush(self, started: float) -> None:
+        latency = (time.perf_counter() - started) * 1000
+        self._emf.add_metric(name="LatencyMs", unit=MetricUnit.Milliseconds, value=latency)
+        self._emf.flush_metrics()
+
+
+def _reraise_as(kind: type[SalesflowError], exc: Exception) -> NoReturn:
+    """Raise ``exc`` under the class name Step Functions matches on, keeping it as the cause."""
+    if type(exc) is kind:
+        raise exc
+    if isinstance(exc, SalesflowError):
+        raise kind(exc.message, hint=exc.hint) from exc
+    raise kind(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _task(function: Callable[[Runtime, Event, _Metrics], Result]) -> Handler:
+    """A Lambda handler around ``function``: logging context, metrics, error names."""
+    name = function.__name__.lstrip("_")
+
+    @logger.inject_lambda_context(clear_state=True)
+    @functools.wraps(function)
+    def handler(event: Event, context: Any) -> Result:
+        started = time.perf_counter()
+        metrics = _Metrics(name)
+        try:
+            return function(runtime(), event, metrics)
+        except TransientError as exc:
+            logger.warning("transient failure, will be retried", extra={"error": str(exc)})
+            _reraise_as(TransientError, exc)
+        except TERMINAL as exc:
+            logger.error("terminal failure", extra={"error": str(exc)})
+            _reraise_as(TerminalError, exc)
+        finally:
+            metrics.flush(started)
+
+    handler.__name__ = name
+    return cast(Handler, handler)
+
+
+# ---------------------------------------------------------------------------------- detector
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """An object an S3 event announced: its key and what makes this upload unique."""
+
+    key: str
+    token: str
+    at: datetime
+
+
+def arrivals(event: Event) -> list[Arrival]:
+    """The objects announced by an S3 notification or an EventBridge "Object Created" event.
+
+    Both send the key URL-encoded. A timer or unknown event announces nothing.
+    """
+    found: list[Arrival] = []
+    for record in event.get("Records", []):
+        obj = record.get("s3", {}).get("object", {})
+        if "key" in obj:
+            token = str(obj.get("sequencer") or obj.get("eTag") or "")
+            found.append(Arrival(decode_event_key(obj["key"]), token, _when(record, "eventTime")))
+    if event.get("detail-type") == "Object Created":
+        obj = event.get("detail", {}).get("object", {})
+        if "key" in obj:
+            token = str(obj.get("sequencer") or obj.get("etag") or "")
+            found.append(Arrival(decode_event_key(obj["key"]), token, _when(event, "time")))
+    return found
+
+
+def _when(source: Event, field_name: str) -> datetime:
+    try:
+        return datetime.fromisoformat(str(source[field_name]))
+    except (KeyError, ValueError):
+        return utcnow()
+
+
+def execution_name(prefix: str, parts: Iterable[str]) -> str:
+    """A Step Functions execution name (<= 80 of ``[A-Za-z0-9-_]``) that is the same for the
+    same work, so a repeated event starts nothing new (``ExecutionAlreadyExists``)."""
+    digest = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:40]
+    return f"{prefix}-{digest}"
+
+
+def _start(rt: Runtime, name: str, payload: Event) -> str:
+    """Start the state machine; an execution of the same name means it was started already."""
+    arn = rt.settings.aws.state_machine_arn
+    if not arn:
+        raise TerminalError(
+            "no state machine to start",
+            hint="set SALESFLOW_AWS__STATE_MACHINE_ARN (the stack output StateMachineArn)",
+        )
+    try:
+        rt.stepfunctions().start_execution(
+            stateMachineArn=arn, name=name, input=json.dumps(payload)
+        )
+    except ClientError as exc:
+        if error_code(exc) != "ExecutionAlreadyExists":
+            raise translate(exc, f"states start-execution {name}") from exc
+        logger.info("execution already started", extra={"execution": name})
+    except BotoCoreError as exc:
+        raise translate(exc, f"states start-execution {name}") from exc
+    return name
+
+
+def stages(batch: Sequence[PendingFile]) -> list[Event]:
+    """A batch in dependency order as consecutive stages of one dataset each."""
+    return [
+        {"files": [{"key": f.key, "dataset": f.dataset} for f in group]}
+        for _, group in groupby(batch, key=lambda f: f.dataset)
+    ]
+
+
+def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+    backend, settings = rt.backend, rt.settings
+    batched = set(settings.batching.datasets)
+    started: list[str] = []
+    waiting: list[str] = []
+    for arrival in arrivals(event):
+        key = arrival.key
+        if not key.startswith(keys.INBOX) or key.endswith("/"):
+            logger.info("ignored: not an inbox object", extra={"key": key})
+            continue
+        try:
+            keys.check_key(key)
+        except InvalidKeyError as exc:
+            logger.warning("ignored: unsafe key", extra={"key": key, "error": str(exc)})
+            continue
+        if not backend.store.exists(key):
+            logger.info("ignored: no longer in the inbox", extra={"key": key})
+            continue
+        dataset = keys.inbox_dataset(key)
+        if dataset in batched:
+            backend.tables.add_pending(PendingFile(key, dataset, arrival.at))
+            waiting.append(key)
+            continue
+        name = execution_name("file", [key, arrival.token])
+        started.append(_start(rt, name, {"files": [{"key": key, "dataset": dataset}]}))
+    batch = decide_batch(backend.tables, settings.batching, utcnow())
+    if batch:
+        name = execution_name("batch", sorted(f.key for f in batch))
+        started.append(_start(rt, name, {"stages": stages(batch)}))
+        backend.tables.remove_pending([f.key for f in batch])
+    metrics.count("ExecutionsStarted", len(started))
+    logger.info("detected", extra={"started": started, "pending": waiting})
+    return {"started": started, "pending": waiting, "batch": [f.key for f in batch or []]}
+
+
+detector = _task(_detector)
+
+
+# ------------------------------------------------------------------------------------- tasks
+
+
+class _AlertsOf:
+    """The tables as one file's alert delivery sees them: only the alerts that file raised,
+    so files loading at the same time never send each other's alerts twice."""
+
+    def __init__(self, tables: Tables, source_file: str) -> None:
+        self._tables = tables
+        self._source = source_file
+
+    def list_alerts(self, status: str | None = None) -> list[Alert]:
+        return [a for a in self._tables.list_alerts(status) if a.source_file == self._source]
+
+    def update_alert(self, alert: Alert) -> None:
+        self._tables.update_alert(alert)
+
+
+def _deliver_alerts_of(rt: Runtime, key: str) -> None:
+    view = replace(rt.backend, tables=cast(Tables, _AlertsOf(rt.backend.tables, key)))
+    result = deliver_alerts(view, max_attempts=rt.settings.alerts.max_attempts)
+    logger.info("alerts", extra={"key": key, "sent": result.sent, "retrying": result.retrying})
+
+
+def _validate_load(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+    key = str(event["key"])
+    state = start_file(rt.backend, rt.settings, key, dataset=event.get("dataset"))
+    if state.done:
+        metrics.count("FilesProcessed", 1)
+        logger.info("file already done", extra={"key": key, "status": state.status})
+        return state.to_dict()
+    state = load_file(rt.backend, rt.settings, state)
+    _deliver_alerts_of(rt, key)
+    metrics.count("RowsIn", state.rows_in)
+    metrics.count("RowsValid", state.valid)
+    metrics.count("RowsRejected", state.rejected)
+    logger.info(
+        "file loaded",
+        extra={
+            "key": key,
+            "dataset": state.dataset,
+            "rows_in": state.rows_in,
+            "valid": state.valid,
+            "rejected": state.rejected,
+        },
+    )
+    return state.to_dict()
+
+
+validate_load = _task(_validate_load)
+
+
+def _aggregate(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+    """One refresh per dataset of the stage, over the union of the days its files touched."""
+    states = [StepState.from_dict(s) for s in event["states"]]
+    loaded = [s for s in states if s.status == FileStatus.IN_PROGRESS]
+    for dataset, group in groupby(sorted(loaded, key=lambda s: s.dataset), key=lambda s: s.dataset):
+        files = list(group)
+        days = sorted({d for s in files for d in s.days})
+        aggregate_step(rt.backend, rt.settings, replace(files[0], days=days))
+        logger.info(
+            "aggregated", extra={"dataset": dataset, "files": len(files), "days": len(days)}
+        )
+    return {"states": [s.to_dict() for s in states]}
+
+
+aggregate = _task(_aggregate)
+
+
+def _archive(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+    state = finish_file(rt.backend, rt.settings, StepState.from_dict(event))
+    metrics.count("FilesProcessed", 1)
+    logger.info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
+    return state.to_dict()
+
+
+archive = _task(_archive)
+
+
+def failure_message(error: Any) -> str:
+    """A one-line cause from a Step Functions Catch result (``{"Error", "Cause"}``)."""
+    if not isinstance(error, dict):
+        return str(error)
+    cause = str(error.get("Cause", ""))
+    try:
+        cause = str(json.loads(cause).get("errorMessage", cause))
+    except (ValueError, AttributeError):
+        pass
+    return f"{error.get('Error', 'Error')}: {cause}"
+
+
+def _mark_failed(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+    """Archive to failed/ with lineage FAILED. ``event`` is the file (its key, or its whole
+    state) with ``error``, or ``{"state": ..., "error": ...}``; a file already final is left."""
+    file = dict(event.get("state") or event)
+    if file.get("status", FileStatus.IN_PROGRESS) != FileStatus.IN_PROGRESS:
+        return file
+    message = failure_message(event.get("error"))
+    state = fail_file(rt.backend, rt.settings, str(file["key"]), message, sha256=file.get("sha256"))
+    metrics.count("FilesFailed", 1)
+    logger.error("file failed", extra={"key": state.key, "error": message})
+    return state.to_dict()
+
+
+mark_failed = _task(_mark_failed)
+
+
+# ----------------------------------------------------------------------------------- live feed
+
+
+def _generator(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+    """Seed 003's live feed: one mock sale written to ``inbox/sale_events/``. Its S3 event
+    runs it through the pipeline like any file, so a high-value sale alerts on SNS then."""
+    now = utcnow()
+    sale = sale_event(random.Random(), now)
+    key = f"{keys.INBOX}sale_events/sale-{now:%Y%m%dT%H%M%S%f}-{sale['sale_id'][:8]}.json"
+    rt.backend.store.put_bytes(key, json.dumps(sale).encode())
+    metrics.count("SalesGenerated", 1)
+    logger.info("sale generated", extra={"key": key, "amount": sale["price"] * sale["quantity"]})
+    return {"key": key, "sale": sale}
+
+
+generator = _task(_generator)
