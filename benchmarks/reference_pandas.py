@@ -205,7 +205,7 @@ class ChunkedValidator:
         chunk = stripped[list(renamed)].rename(columns=renamed)
         for column in self.schema:
             if column not in chunk:
-                chunk[column] = np.nan
+                chunk[column] = pd.Series(None, index=chunk.index, dtype="str")
         masks, typed = self._masks(chunk, stripped[OVERFLOW].notna())
         mask_frame = pd.DataFrame(masks, index=chunk.index)
         bad = mask_frame.any(axis=1)
