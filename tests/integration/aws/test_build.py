@@ -58,6 +58,13 @@ def test_build_from_explicit_settings(aws_env: MotoServer) -> None:
     assert backend.tables.next_seq() == 1
     assert backend.dlq.count() == 0
     backend.close()
+    # Without explicit notifiers, the other configured sinks come from the settings.
+    logged = build(
+        settings.model_copy(
+            update={"alerts": settings.alerts.model_copy(update={"sinks": ["log", "sns"]})}
+        )
+    )
+    assert [n.name for n in logged.notifiers][0] == "sns" and len(logged.notifiers) == 2
 
 
 def test_a_missing_stack_says_how_to_fix_it(aws_env: MotoServer) -> None:

@@ -122,9 +122,11 @@ def resolve_names(settings: Settings, *, cloudformation: Any = None) -> Resource
     return ResourceNames(**given)  # type: ignore[arg-type]
 
 
-def build(settings: Settings, *, notifiers: Sequence[Notifier] = ()) -> Backend:
+def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) -> Backend:
     """The AWS backend: S3 store, DynamoDB records and tables, SQS dead letters, and SNS
-    alerts followed by ``notifiers`` (the caller's other sinks, such as the log)."""
+    alerts followed by ``notifiers`` (default: the other sinks of ``settings.alerts.sinks``,
+    such as the log, built by ``salesflow.adapters.build_notifiers``)."""
+    from salesflow.adapters import build_notifiers
     from salesflow.adapters.aws.dynamodb import DynamoTables, TableNames
     from salesflow.adapters.aws.records import DynamoRecordStore
     from salesflow.adapters.aws.s3 import S3ObjectStore
@@ -132,10 +134,9 @@ def build(settings: Settings, *, notifiers: Sequence[Notifier] = ()) -> Backend:
     from salesflow.adapters.aws.sqs import SqsDeadLetterQueue
     from salesflow.ports import Backend
 
+    others = list(build_notifiers(settings) if notifiers is None else notifiers)
     session = boto3_session(settings)
-    names = resolve_names(
-        settings, cloudformation=client(settings, "cloudformation", session=session)
-    )
+    names = resolve_names(settings)
     dynamodb = client(settings, "dynamodb", session=session)
     tables = TableNames.from_prefix(names.table_prefix)
     store = S3ObjectStore(client(settings, "s3", session=session), names.bucket)
@@ -146,7 +147,7 @@ def build(settings: Settings, *, notifiers: Sequence[Notifier] = ()) -> Backend:
         dlq=SqsDeadLetterQueue(client(settings, "sqs", session=session), names.dlq_url),
         notifiers=[
             SnsNotifier(client(settings, "sns", session=session), names.topic_arn),
-            *notifiers,
+            *others,
         ],
     )
 

@@ -43,6 +43,8 @@ PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "urllib3", "python-date
 TOOLING = frozenset({"pip", "setuptools", "wheel", "salesflow"})
 HANDLER_MODULES = (
     "salesflow.entrypoints.lambdas",
+    "salesflow.adapters",
+    "salesflow.adapters.alerts",
     "salesflow.adapters.aws.dynamodb",
     "salesflow.adapters.aws.s3",
     "salesflow.adapters.aws.sns",
