@@ -86,28 +86,30 @@ def csv_chunks(
     ]
     raw = pl.struct([pl.col(c).alias(n) for c, n in zip(cols, names, strict=True)])
     extra = pl.struct(extras).struct.json_encode() if extras else pl.lit(None, dtype=pl.Utf8)
-    blank = pl.all_horizontal([pl.col(c).str.strip_chars() == "" for c in cols])
-    overflow = pl.col(OVERFLOW).is_not_null() & (pl.col(OVERFLOW) != "")
+    blank = pl.all_horizontal([pl.col(c) == "" for c in cols])  # a blank line
+    message = pl.format(
+        "record has more fields than the {} header columns (extra: '{}')",
+        pl.lit(len(header)),
+        pl.col(OVERFLOW),
+    )
     seen = 0
     try:
         for batch in lazy.collect_batches(chunk_size=chunk_rows):
-            batch = batch.filter(~blank)
+            # One contiguous chunk per column: later column additions then never force a
+            # copy of the whole frame to realign chunks.
+            batch = batch.filter(~blank).rechunk()
             if batch.height == 0:
                 continue
             frame = batch.with_columns(
                 pl.int_range(seen + 1, seen + batch.height + 1, dtype=pl.Int64).alias("_record"),
                 *[e.alias(src(f.name)) for e, f in zip(fields, spec.fields, strict=True)],
-                pl.when(overflow).then(pl.lit("structure.field_count")).alias(STRUCTURE),
-                pl.when(overflow)
-                .then(
-                    pl.format(
-                        "record has more fields than the {} header columns (extra: '{}')",
-                        pl.lit(len(header)),
-                        pl.col(OVERFLOW),
-                    )
-                )
-                .alias(STRUCTURE_MSG),
             )
+            overflow = frame.get_column(OVERFLOW).fill_null("") != ""
+            if overflow.any():  # rare: only then pay for the structure columns
+                frame = frame.with_columns(
+                    pl.when(overflow).then(pl.lit("structure.field_count")).alias(STRUCTURE),
+                    pl.when(overflow).then(message).alias(STRUCTURE_MSG),
+                )
             seen += batch.height
             yield Arrived(frame, raw.struct.json_encode(), extra)
     except pl.exceptions.PolarsError as exc:

@@ -13,10 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+import numpy as np
 import polars as pl
 
 from salesflow.datasets.spec import DatasetSpec, FieldSpec, text
-from salesflow.validation.parse import type_rule, typed
+from salesflow.validation.parse import parse_field, type_rule
 from salesflow.validation.report import REJECTED_SCHEMA, Chunk, ChunkReport
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
@@ -27,6 +28,11 @@ STRUCTURE_MSG = "_structure_msg"
 def src(name: str) -> str:
     """Column holding the string ``name`` arrived with."""
     return f"_s:{name}"
+
+
+def miss(name: str) -> str:
+    """Column flagging the rows where ``name`` is missing (null or blank)."""
+    return f"_miss:{name}"
 
 
 @dataclass
@@ -69,7 +75,7 @@ def _quoted(name: str) -> pl.Expr:
 
 
 def _field_masks(f: FieldSpec, spec: DatasetSpec, now: datetime) -> list[_Mask]:
-    missing = pl.col(src(f.name)).is_null()
+    missing = pl.col(miss(f.name))
     masks: list[_Mask] = []
     if f.required:
         broken = missing if f.group is None else missing & pl.col(f"_g:{f.group}")
@@ -136,6 +142,7 @@ class ChunkValidator:
         if self.now.tzinfo is None:
             self.now = self.now.replace(tzinfo=UTC)
         self._seen = pl.Series("_key", [], dtype=pl.Utf8)
+        self._seen_ints = np.empty(0, dtype=np.int64)
         self._lines = pl.DataFrame(schema={"_line_group": pl.Utf8, "_line_base": pl.Int64})
         self.warnings: list[str] = []
         self._masks = self._build_masks()
@@ -188,54 +195,76 @@ class ChunkValidator:
         return masks
 
     def _typed(self, arrived: pl.DataFrame) -> pl.DataFrame:
+        """Add the typed field columns and a ``_miss:<field>`` flag per field."""
         spec = self.spec
-        stripped = [
-            pl.col(src(f.name)).str.strip_chars().replace("", None).alias(src(f.name))
-            for f in spec.fields
-        ]
-        frame = arrived.with_columns(stripped)
-        typed_cols = [typed(pl.col(src(f.name)), f).alias(f.name) for f in spec.fields]
+        columns: list[pl.Series] = []
+        for f in spec.fields:
+            value, missing = parse_field(arrived.get_column(src(f.name)), f)
+            columns += [value.alias(f.name), missing.alias(miss(f.name))]
+        frame = arrived.with_columns(columns)
         groups = [
             pl.any_horizontal(
-                [pl.col(src(f.name)).is_not_null() for f in spec.fields if f.group == g.name]
+                [~pl.col(miss(f.name)) for f in spec.fields if f.group == g.name]
             ).alias(f"_g:{g.name}")
             for g in spec.groups
         ]
-        return frame.with_columns(typed_cols + groups)
+        return frame.with_columns(groups) if groups else frame
+
+    def _line_numbers(self, group: pl.Series) -> pl.Series:
+        """Position of each record within its group, counted in file order across chunks."""
+        narrow = group.to_frame("_line_group").join(
+            self._lines, on="_line_group", how="left", maintain_order="left"
+        )
+        lines = narrow.select(
+            (
+                pl.int_range(1, pl.len() + 1).over("_line_group")
+                + pl.col("_line_base").fill_null(0)
+            ).alias("_line")
+        ).to_series()
+        counts = (
+            pl.DataFrame({"_line_group": group, "_line_base": lines})
+            .drop_nulls("_line_group")
+            .group_by("_line_group")
+            .agg(pl.col("_line_base").max())
+        )
+        self._lines = (
+            pl.concat([self._lines, counts]).group_by("_line_group").agg(pl.col("_line_base").max())
+        )
+        return lines
+
+    def _duplicates(self, ident: pl.Series) -> pl.Series:
+        """True where ``ident`` (non-null) already appeared, earlier in this chunk or in an
+        earlier one. Integer keys are kept in a sorted numpy array (a binary search per
+        key); others in a Series probed with ``is_in``."""
+        present = ident.is_not_null()
+        dup = present & ~ident.is_first_distinct()
+        if ident.dtype.is_integer():
+            values = ident.fill_null(0).to_numpy()
+            seen = self._seen_ints
+            pos = np.searchsorted(seen, values).clip(0, max(len(seen) - 1, 0))
+            earlier = seen[pos] == values if len(seen) else np.zeros(len(values), dtype=bool)
+            dup = dup | (present & pl.Series(earlier))
+            fresh = ident.filter(present & ~dup).to_numpy()
+            self._seen_ints = np.sort(np.concatenate([seen, np.sort(fresh)]), kind="stable")
+        else:
+            dup = dup | (present & ident.is_in(self._seen.implode()))
+            self._seen = pl.concat([self._seen, ident.filter(present & ~dup).cast(pl.Utf8)])
+        return dup
 
     def _keyed(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Add ``_key`` and ``_dup`` (the key already appeared in the file)."""
         spec = self.spec
         if spec.line_key is not None:
-            group = pl.col(src(spec.line_key))
-            frame = (
-                frame.with_columns(group.alias("_line_group"))
-                .join(self._lines, on="_line_group", how="left")
-                .with_columns(
-                    (
-                        pl.int_range(1, pl.len() + 1).over("_line_group")
-                        + pl.col("_line_base").fill_null(0)
-                    ).alias("_line")
-                )
-            )
-            counts = (
-                frame.filter(pl.col("_line_group").is_not_null())
-                .group_by("_line_group")
-                .agg(pl.col("_line").max().alias("_line_base"))
-            )
-            self._lines = (
-                pl.concat([self._lines, counts])
-                .group_by("_line_group")
-                .agg(pl.col("_line_base").max())
-            )
-            key = pl.concat_str([group, pl.col("_line").cast(pl.Utf8)], separator="|")
-        else:
-            key = pl.concat_str([pl.col(k).cast(pl.Utf8) for k in spec.key], separator="|")
+            group = frame.get_column(spec.line_key).cast(pl.Utf8)
+            lines = self._line_numbers(group)
+            key = pl.concat_str([pl.lit(group), pl.lit(lines).cast(pl.Utf8)], separator="|")
+            # unique by construction: a line number never repeats within its group
+            return frame.with_columns(key.alias("_key"), pl.lit(False).alias("_dup"))
+        key = pl.concat_str([pl.col(k).cast(pl.Utf8) for k in spec.key], separator="|")
         frame = frame.with_columns(key.alias("_key"))
-        keys = frame.get_column("_key")
-        dup = keys.is_not_null() & (~keys.is_first_distinct() | keys.is_in(self._seen.implode()))
-        fresh = keys.filter(keys.is_not_null() & ~dup)
-        self._seen = pl.concat([self._seen, fresh.rename("_key")])
-        return frame.with_columns(dup.alias("_dup"))
+        single = len(spec.key) == 1 and frame.schema[spec.key[0]].is_integer()
+        ident = frame.get_column(spec.key[0] if single else "_key")
+        return frame.with_columns(self._duplicates(ident).alias("_dup"))
 
     def validate(self, arrived: Arrived, index: int) -> Chunk:
         """Split one arrived chunk into valid and rejected rows."""
@@ -252,7 +281,7 @@ class ChunkValidator:
             ],
         ).with_columns(pl.any_horizontal(["_m_structure", *names]).alias("_bad"))
         counts = self._count(frame, names)
-        valid = self._valid(frame.filter(~pl.col("_bad")), arrived)
+        valid = self._valid(frame, arrived)
         rejected = self._rejected(frame.filter(pl.col("_bad")), arrived, names)
         report = ChunkReport(index, frame.height, valid.height, rejected.height, counts)
         warnings = self.warnings if index == 0 else []
@@ -283,9 +312,15 @@ class ChunkValidator:
             cols.append(spec.amount.cast(pl.Float64).alias("amount"))
         cols += [expr.alias(name) for name, expr in spec.derived.items()]
         cols.append(arrived.extra.cast(pl.Utf8).alias("_extra"))
-        return frame.select(cols)
+        # Filter after projecting: filtering the wide working frame would copy every column.
+        return frame.lazy().filter(~pl.col("_bad")).select(cols).collect()
 
     def _rejected(self, frame: pl.DataFrame, arrived: Arrived, names: list[str]) -> pl.DataFrame:
+        """Rejected rows with every reason, in rule order.
+
+        One struct column per rule (null where the rule holds), stacked into a long table
+        and grouped back by record: linear, where a per-row list of when/then structs makes
+        Polars' optimiser blow up with two dozen rules."""
         if frame.height == 0:
             return pl.DataFrame(schema=REJECTED_SCHEMA)
         reasons = [
@@ -299,19 +334,29 @@ class ChunkValidator:
             for m, n in zip(self._masks, names, strict=True)
         ]
         if STRUCTURE in frame.columns:
-            reasons.insert(
-                0,
-                pl.when(pl.col("_m_structure")).then(
-                    pl.struct(
-                        pl.col(STRUCTURE).alias("rule"),
-                        pl.lit(None, dtype=pl.Utf8).alias("field"),
-                        pl.col(STRUCTURE_MSG).alias("message"),
-                    )
-                ),
+            structure = pl.struct(
+                pl.col(STRUCTURE).alias("rule"),
+                pl.lit(None, dtype=pl.Utf8).alias("field"),
+                pl.col(STRUCTURE_MSG).cast(pl.Utf8).alias("message"),
             )
-        return frame.select(
+            reasons.insert(0, pl.when(pl.col("_m_structure")).then(structure))
+        wide = frame.select(
+            pl.col("_record").cast(pl.Int64),
+            *[r.alias(f"_r{i}") for i, r in enumerate(reasons)],
+        )
+        long = pl.concat(
+            [wide.select("_record", pl.col(f"_r{i}").alias("reason")) for i in range(len(reasons))]
+        )
+        grouped = (
+            long.filter(pl.col("reason").is_not_null())
+            .group_by("_record", maintain_order=True)
+            .agg(pl.col("reason").alias("reasons"))
+        )
+        rows = frame.select(
             pl.col("_record").cast(pl.Int64),
             pl.col("_key"),
             arrived.raw.cast(pl.Utf8).alias("raw"),
-            pl.concat_list(reasons).list.drop_nulls().alias("reasons"),
+        )
+        return rows.join(grouped, on="_record", how="left", maintain_order="left").select(
+            list(REJECTED_SCHEMA)
         )

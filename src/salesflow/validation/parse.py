@@ -1,4 +1,4 @@
-"""Typed values from the strings a record arrived with, as Polars expressions.
+"""Typed values from the strings a record arrived with.
 
 Every parser is lenient (``strict=False``): a value that does not parse becomes null, and
 the type rule fires where the input was present but the typed value is null.
@@ -33,19 +33,57 @@ def iso_datetime(s: pl.Expr) -> pl.Expr:
     return pl.when(has_offset).then(aware).otherwise(pl.coalesce(naive, date_only))
 
 
-def typed(s: pl.Expr, spec: FieldSpec) -> pl.Expr:
-    """The typed value of field ``spec`` from its stripped string ``s`` (null if it fails)."""
+def parse_datetime(values: pl.Series, spec: FieldSpec) -> pl.Series:
+    """Parse a column of stripped strings to UTC date-times.
+
+    The first format is tried on every value (a plain strptime is ~10x cheaper than the
+    regex-normalising ISO parser); only the values it fails on go through the others.
+    """
+    first, *rest = spec.formats or ("%Y-%m-%d %H:%M:%S",)
+    base = values if spec.formats else values.str.strip_suffix(" UTC")
+    out = base.str.to_datetime(first, strict=False, time_unit="us", cache=False)
+    failed = (out.is_null() & (values != "")).fill_null(False)
+    if failed.any():
+        frame = values.filter(failed).to_frame("s")
+        parsers = [_to_utc(pl.col("s"), f) for f in rest] if spec.formats else []
+        fallback = pl.coalesce(parsers) if parsers else iso_datetime(pl.col("s"))
+        again = frame.select(fallback.dt.replace_time_zone(None)).to_series()
+        out = out.scatter(failed.arg_true(), again)
+    return out.dt.replace_time_zone("UTC").alias(values.name)
+
+
+def _parse(values: pl.Series, spec: FieldSpec) -> pl.Series:
     dtype = spec.dtype
     if isinstance(dtype, pl.Datetime):
-        if spec.formats:
-            return pl.coalesce([_to_utc(s, f) for f in spec.formats])
-        return iso_datetime(s)
+        return parse_datetime(values, spec)
     if dtype == pl.Float64:
-        value = s.cast(pl.Float64, strict=False)
-        return pl.when(value.is_finite()).then(value)
-    if dtype == pl.Utf8:
-        return s
-    return s.cast(dtype, strict=False)
+        number = values.cast(pl.Float64, strict=False)
+        return number.to_frame().select(pl.when(number.is_finite()).then(number)).to_series()
+    return values.cast(dtype, strict=False)
+
+
+def parse_field(raw: pl.Series, spec: FieldSpec) -> tuple[pl.Series, pl.Series]:
+    """The typed values of field ``spec`` and whether each is missing (null, blank or only
+    whitespace), from the strings ``raw`` it arrived with.
+
+    Text is stripped. Numbers and dates are parsed from the raw strings directly and only
+    the values that fail are stripped and tried again: padding is rare, and stripping a
+    whole column costs as much as parsing it.
+    """
+    if spec.dtype == pl.Utf8:
+        text = raw.str.strip_chars().replace("", None)
+        return text, text.is_null()
+    value = _parse(raw, spec)
+    missing = (raw.is_null() | (raw == "")).fill_null(True)
+    retry = value.is_null() & ~missing
+    if retry.any():
+        rows = retry.arg_true()
+        stripped = raw.gather(rows).str.strip_chars()
+        value = value.scatter(rows, _parse(stripped, spec))
+        blank = stripped == ""
+        if blank.any():
+            missing = missing.scatter(rows.filter(blank), True)
+    return value.alias(raw.name), missing
 
 
 def type_rule(spec: FieldSpec) -> str | None:

@@ -44,4 +44,3 @@ RULES: dict[str, str] = {
     "ref.product_id": "order_items.product_id is not a known product",
     "ref.order_id": "order_items.order_id is not a known order",
 }
-
