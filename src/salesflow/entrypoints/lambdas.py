@@ -94,22 +94,20 @@ class Runtime:
 
 
 _lock = threading.Lock()
-_current: tuple[str, Runtime] | None = None
+_runtimes: dict[str, Runtime] = {}
 
 
 def runtime() -> Runtime:
-    """The container's runtime, built on first use; rebuilt only if the settings change."""
-    global _current
+    """The container's runtime, built on first use. Keyed by the settings: a Lambda container
+    has one configuration, so one entry; the tests run several functions in one process."""
     settings = Settings()
     fingerprint = settings.model_dump_json()
     with _lock:
-        if _current is None or _current[0] != fingerprint:
+        if fingerprint not in _runtimes:
             from salesflow.adapters import build_backend
 
-            if _current is not None:
-                _current[1].backend.close()
-            _current = (fingerprint, Runtime(settings, build_backend(settings)))
-        return _current[1]
+            _runtimes[fingerprint] = Runtime(settings, build_backend(settings))
+        return _runtimes[fingerprint]
 
 
 class _Metrics:

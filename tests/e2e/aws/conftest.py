@@ -1,8 +1,17 @@
-"""The end-to-end AWS suite: moto's server in this process, and our handlers dispatched in it."""
+"""The end-to-end AWS suite: moto's server in this process, our handlers dispatched in it."""
 
 from __future__ import annotations
 
-from tests.fixtures.moto_lambda import lambda_dispatch
-from tests.fixtures.moto_server import aws_env, moto_server
+import pytest
 
-__all__ = ["aws_env", "lambda_dispatch", "moto_server"]
+from tests.e2e.aws.harness import Stack, deploy_stack
+from tests.fixtures.moto_lambda import executable_state_machines, lambda_dispatch
+from tests.fixtures.moto_server import MotoServer, aws_env, moto_server
+
+__all__ = ["aws_env", "executable_state_machines", "lambda_dispatch", "moto_server", "stack"]
+
+
+@pytest.fixture
+def stack(aws_env: MotoServer, lambda_dispatch: object, executable_state_machines: None) -> Stack:
+    """A freshly deployed salesflow stack whose functions run our handlers."""
+    return deploy_stack()

@@ -1,0 +1,289 @@
+"""What the end-to-end AWS tests do to the emulator: deploy, upload, deliver events, wait.
+
+moto runs the real state machine and, through ``tests.fixtures.moto_lambda``, our handlers;
+what it does not do (EventBridge rules firing, S3 notifications invoking Lambda) the test
+does here with the real event shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from salesflow.config import Settings
+
+STACK = "salesflow"
+EXECUTION_TIMEOUT = 120.0
+
+
+@dataclass
+class Stack:
+    """A deployed stack: its outputs and the names of its functions."""
+
+    name: str
+    outputs: dict[str, str]
+    functions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bucket(self) -> str:
+        return self.outputs["BucketName"]
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.outputs["StateMachineArn"]
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings that reach this stack from the test process (as the CLI would)."""
+        return Settings(backend="aws", aws={"stack_name": self.name}, **overrides)
+
+
+def function_names(stack_name: str) -> dict[str, str]:
+    """Function name by handler (``"detector"`` -> ``"salesflow-detector"``)."""
+    out: dict[str, str] = {}
+    paginator = boto3.client("lambda").get_paginator("list_functions")
+    for page in paginator.paginate():
+        for fn in page["Functions"]:
+            if fn["FunctionName"].startswith(f"{stack_name}-"):
+                out[fn["Handler"].rpartition(".")[2]] = fn["FunctionName"]
+    return out
+
+
+def outputs_of(stack_name: str) -> dict[str, str]:
+    stack = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def set_function_variables(function: str, **variables: str) -> None:
+    """Add environment variables to a deployed function (test-only tuning, e.g. batching)."""
+    client = boto3.client("lambda")
+    current = client.get_function_configuration(FunctionName=function)
+    env = dict(current.get("Environment", {}).get("Variables", {}))
+    env.update(variables)
+    client.update_function_configuration(FunctionName=function, Environment={"Variables": env})
+
+
+def s3_notification(bucket: str, key: str, body: bytes) -> dict[str, Any]:
+    """The event S3 sends to a Lambda for an upload (key URL-encoded, as S3 does)."""
+    return {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventTime": datetime.now(UTC).isoformat(),
+                "eventName": "ObjectCreated:Put",
+                "s3": {
+                    "s3SchemaVersion": "1.0",
+                    "bucket": {"name": bucket, "arn": f"arn:aws:s3:::{bucket}"},
+                    "object": {
+                        "key": urllib.parse.quote_plus(key, safe="/"),
+                        "size": len(body),
+                        "eTag": hashlib.md5(body).hexdigest(),  # noqa: S324 (an ETag)
+                        "sequencer": f"{time.time_ns():X}",
+                    },
+                },
+            }
+        ]
+    }
+
+
+def eventbridge_object_created(bucket: str, key: str, body: bytes) -> dict[str, Any]:
+    """The event EventBridge delivers for an S3 "Object Created" (the template's rule)."""
+    return {
+        "version": "0",
+        "id": hashlib.sha256(key.encode()).hexdigest()[:36],
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {
+                "key": urllib.parse.quote_plus(key, safe="/"),
+                "size": len(body),
+                "etag": hashlib.md5(body).hexdigest(),  # noqa: S324 (an ETag)
+                "sequencer": f"{time.time_ns():X}",
+            },
+            "reason": "PutObject",
+        },
+    }
+
+
+def scheduled_event() -> dict[str, Any]:
+    """What an EventBridge schedule (the batching timer) sends."""
+    return {
+        "version": "0",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "detail": {},
+    }
+
+
+def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Invoke a deployed function synchronously; a function error fails the test."""
+    response = boto3.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event))
+    payload: dict[str, Any] = json.load(response["Payload"])
+    assert "FunctionError" not in response, payload
+    return payload
+
+
+def executions(state_machine_arn: str) -> list[dict[str, Any]]:
+    client = boto3.client("stepfunctions")
+    paginator = client.get_paginator("list_executions")
+    return [
+        e
+        for page in paginator.paginate(stateMachineArn=state_machine_arn)
+        for e in page["executions"]
+    ]
+
+
+def wait_for_executions(state_machine_arn: str, timeout: float = EXECUTION_TIMEOUT) -> list[str]:
+    """Wait until no execution runs; return every execution's final status."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = executions(state_machine_arn)
+        if all(e["status"] != "RUNNING" for e in found):
+            return [e["status"] for e in found]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"executions still running after {timeout}s: {found}")
+        time.sleep(0.2)
+
+
+def history(execution_arn: str) -> Iterator[dict[str, Any]]:
+    paginator = boto3.client("stepfunctions").get_paginator("get_execution_history")
+    for page in paginator.paginate(executionArn=execution_arn):
+        yield from page["events"]
+
+
+def states_entered(state_machine_arn: str) -> list[str]:
+    """The name of every state entered by every execution: each one is a billed transition."""
+    names: list[str] = []
+    for execution in executions(state_machine_arn):
+        for event in history(execution["executionArn"]):
+            if event["type"].endswith("StateEntered"):
+                names.append(event["stateEnteredEventDetails"]["name"])
+    return names
+
+
+def keys_under(bucket: str, prefix: str) -> list[str]:
+    paginator = boto3.client("s3").get_paginator("list_objects_v2")
+    return sorted(
+        o["Key"]
+        for page in paginator.paginate(Bucket=bucket, Prefix=prefix)
+        for o in page.get("Contents", [])
+    )
+
+
+def subscribe_queue(topic_arn: str, name: str) -> str:
+    """An SQS queue subscribed to the topic (raw delivery), to read what SNS published."""
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    boto3.client("sns").subscribe(
+        TopicArn=topic_arn,
+        Protocol="sqs",
+        Endpoint=arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return str(url)
+
+
+def drain(queue_url: str) -> list[str]:
+    """Every message body in the queue (received once, not deleted)."""
+    sqs = boto3.client("sqs")
+    bodies: list[str] = []
+    while True:
+        got = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not got:
+            return bodies
+        bodies += [m["Body"] for m in got]
+
+
+def deploy_stack(name: str = STACK) -> Stack:
+    """Deploy infra/template.yaml (state machine inlined) into the emulator's CloudFormation.
+
+    The Lambda package is a stand-in zip: the dispatch fixture runs the handlers from this
+    checkout, so only the functions' configuration (handler, environment) matters here.
+    """
+    import io
+    import warnings
+    import zipfile
+
+    from salesflow.adapters.aws.template import template_text
+
+    s3 = boto3.client("s3")
+    code_bucket = f"{name}-code"
+    s3.create_bucket(Bucket=code_bucket)
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("salesflow/__init__.py", "")
+    s3.put_object(Bucket=code_bucket, Key="lambda.zip", Body=package.getvalue())
+    cfn = boto3.client("cloudformation")
+    with warnings.catch_warnings():
+        # moto warns about the resource types it does not emulate (bucket policy, alarm).
+        warnings.simplefilter("ignore", UserWarning)
+        cfn.create_stack(
+            StackName=name,
+            TemplateBody=template_text(),
+            Parameters=[
+                {"ParameterKey": "CodeBucket", "ParameterValue": code_bucket},
+                {"ParameterKey": "CodeKey", "ParameterValue": "lambda.zip"},
+                {"ParameterKey": "LiveFeed", "ParameterValue": "DISABLED"},
+            ],
+            Capabilities=["CAPABILITY_IAM"],
+        )
+        cfn.get_waiter("stack_create_complete").wait(
+            StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
+        )
+    return Stack(name, outputs_of(name), function_names(name))
+
+
+class Throttle:
+    """Answer every ``every``-th DynamoDB BatchWriteItem with ProvisionedThroughputExceeded,
+    inside the emulator, so the pipeline's retries are exercised over real HTTP."""
+
+    def __init__(self, every: int = 3) -> None:
+        import threading
+
+        self.every = every
+        self.calls = 0
+        self.throttled = 0
+        self.active = False
+        self._lock = threading.Lock()
+
+    def install(self, monkeypatch: Any) -> None:
+        from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
+        from moto.dynamodb.responses import DynamoHandler
+
+        original = DynamoHandler.batch_write_item
+        throttle = self
+
+        def batch_write_item(handler: Any) -> Any:
+            with throttle._lock:
+                throttle.calls += 1
+                hit = throttle.active and throttle.calls % throttle.every == 0
+                throttle.throttled += hit
+            if hit:
+                raise DynamodbException(
+                    ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException",
+                    "The level of configured provisioned throughput for the table was exceeded.",
+                )
+            return original(handler)
+
+        monkeypatch.setattr(DynamoHandler, "batch_write_item", batch_write_item)

@@ -1,0 +1,132 @@
+"""The detector's reading of the real event shapes, and the small pure helpers of the handlers."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+from salesflow.entrypoints.lambdas import (
+    Arrival,
+    arrivals,
+    execution_name,
+    failure_message,
+    stages,
+)
+from salesflow.models import PendingFile
+
+# The shape S3 sends to Lambda (a bucket notification), trimmed to what is read.
+S3_NOTIFICATION = {
+    "Records": [
+        {
+            "eventVersion": "2.1",
+            "eventSource": "aws:s3",
+            "eventTime": "2026-03-01T10:00:00.000Z",
+            "eventName": "ObjectCreated:Put",
+            "s3": {
+                "bucket": {"name": "salesflow-bucket"},
+                "object": {
+                    "key": "inbox/orders_json/my+orders%281%29.json",
+                    "size": 120,
+                    "eTag": "0123abcd",
+                    "sequencer": "0061A2B3C4",
+                },
+            },
+        }
+    ]
+}
+
+# The shape EventBridge delivers for an S3 "Object Created" event.
+EVENTBRIDGE_OBJECT_CREATED = {
+    "version": "0",
+    "id": "17793124-05d4-b198-2fde-7ededc63b103",
+    "detail-type": "Object Created",
+    "source": "aws.s3",
+    "account": "123456789012",
+    "time": "2026-03-01T10:05:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:s3:::salesflow-bucket"],
+    "detail": {
+        "version": "0",
+        "bucket": {"name": "salesflow-bucket"},
+        "object": {"key": "inbox/products/p%201.csv", "size": 10, "etag": "e1", "sequencer": "S2"},
+        "request-id": "N4N7GDK58NMKJ12R",
+        "requester": "123456789012",
+        "reason": "PutObject",
+    },
+}
+
+SCHEDULED = {
+    "version": "0",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "time": "2026-03-01T10:20:00Z",
+    "detail": {},
+}
+
+
+def test_a_bucket_notification_announces_its_decoded_key() -> None:
+    assert arrivals(S3_NOTIFICATION) == [
+        Arrival(
+            "inbox/orders_json/my orders(1).json",
+            "0061A2B3C4",
+            datetime(2026, 3, 1, 10, 0, tzinfo=UTC),
+        )
+    ]
+
+
+def test_an_eventbridge_object_created_announces_its_decoded_key() -> None:
+    assert arrivals(EVENTBRIDGE_OBJECT_CREATED) == [
+        Arrival("inbox/products/p 1.csv", "S2", datetime(2026, 3, 1, 10, 5, tzinfo=UTC))
+    ]
+
+
+def test_timers_and_unknown_events_announce_nothing() -> None:
+    assert arrivals(SCHEDULED) == []
+    assert arrivals({"source": "salesflow.timer"}) == []
+    assert arrivals({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}) == []
+
+
+def test_an_event_without_a_time_is_dated_now() -> None:
+    event = {"Records": [{"s3": {"object": {"key": "inbox/a/b.csv", "eTag": "x"}}}]}
+    (arrival,) = arrivals(event)
+    assert arrival.token == "x"
+    assert abs((datetime.now(UTC) - arrival.at).total_seconds()) < 5
+
+
+def test_execution_names_are_stable_valid_and_distinct() -> None:
+    name = execution_name("batch", ["inbox/products/a.csv", "inbox/orders/b.csv"])
+    assert name == execution_name("batch", ["inbox/products/a.csv", "inbox/orders/b.csv"])
+    assert name != execution_name("batch", ["inbox/products/a.csv"])
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,80}", name)
+
+
+def test_a_batch_becomes_one_stage_per_dataset_in_order() -> None:
+    at = datetime(2026, 3, 1, tzinfo=UTC)
+    batch = [
+        PendingFile("inbox/products/p1.csv", "products", at),
+        PendingFile("inbox/products/p2.csv", "products", at),
+        PendingFile("inbox/orders/o.csv", "orders", at),
+        PendingFile("inbox/order_items/i.csv", "order_items", at),
+    ]
+    assert stages(batch) == [
+        {
+            "files": [
+                {"key": "inbox/products/p1.csv", "dataset": "products"},
+                {"key": "inbox/products/p2.csv", "dataset": "products"},
+            ]
+        },
+        {"files": [{"key": "inbox/orders/o.csv", "dataset": "orders"}]},
+        {"files": [{"key": "inbox/order_items/i.csv", "dataset": "order_items"}]},
+    ]
+
+
+def test_failure_message_reads_the_lambda_error_out_of_the_catch_result() -> None:
+    cause = json.dumps({"errorType": "TerminalError", "errorMessage": "inbox/a.json: not JSON"})
+    assert failure_message({"Error": "TerminalError", "Cause": cause}) == (
+        "TerminalError: inbox/a.json: not JSON"
+    )
+    assert failure_message({"Error": "States.Timeout", "Cause": "took too long"}) == (
+        "States.Timeout: took too long"
+    )
+    assert failure_message("plain") == "plain"
