@@ -12,6 +12,10 @@ TARGET_RSS_MB = 1024.0
 TARGET_LATENCY_S = 1.0
 
 
+def _num(value: float | None, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
+
+
 def _ok(flag: bool) -> str:
     return "met" if flag else "**missed**"
 
@@ -22,20 +26,20 @@ def _size_rows(size: dict[str, Any]) -> list[str]:
         lines.append(
             f"| {size['rows']:,} | {LABELS.get(name, name)} | {s['rows_per_s']:,.0f} | "
             f"{s['wall_s']:.2f} | {s['wall_min_s']:.2f}-{s['wall_max_s']:.2f} | "
-            f"{s['peak_rss_mb']:,.0f} |"
+            f"{s['cpu_s']:.1f} | {s['peak_rss_mb']:,.0f} |"
         )
     return lines
 
 
-def ratios(size: dict[str, Any]) -> dict[str, float]:
-    """``a/b`` and ``a/c``: salesflow's median wall time over the others'."""
+def ratios(size: dict[str, Any], measure: str = "wall_s") -> dict[str, float]:
+    """``a/b`` and ``a/c``: salesflow's median wall (or CPU) time over the others'."""
     a = size["approaches"].get("salesflow")
     out: dict[str, float] = {}
     if a is None:
         return out
     for key, other in (("a/b", "pandas"), ("a/c", "polars_floor")):
         if other in size["approaches"]:
-            out[key] = a["wall_s"] / size["approaches"][other]["wall_s"]
+            out[key] = a[measure] / size["approaches"][other][measure]
     return out
 
 
@@ -76,26 +80,29 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"{m['date']}, {m['cpus']} CPUs, Python {m['python']}, Polars {m['polars']}, "
         f"pandas {m['pandas']}; median of {results['repeat']} run(s), each in a fresh process. "
-        "rows/s counts order_items rows; wall is the timed work (imports excluded); peak RSS "
-        "is the process's (wait4 ru_maxrss).",
+        "rows/s counts order_items rows; wall is the timed work (imports excluded); CPU is "
+        "user+sys seconds of the timed work over all threads; peak RSS is the process's "
+        "(wait4 ru_maxrss).",
         "",
-        "| rows | approach | rows/s | wall s | min-max s | peak RSS MB |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| rows | approach | rows/s | wall s | min-max s | CPU s | peak RSS MB |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for size in results["sizes"]:
         out += _size_rows(size)
     out += [
         "",
-        "| rows | CSV MB | a/b (wall) | speedup b/a | a/c (wall) | agree |",
-        "|---:|---:|---:|---:|---:|---|",
+        "| rows | CSV MB | a/b wall | speedup b/a | a/c wall | a/b CPU | a/c CPU | load | agree |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for size in results["sizes"]:
-        r = ratios(size)
-        ab, ac = r.get("a/b"), r.get("a/c")
+        r, c = ratios(size), ratios(size, "cpu_s")
+        speedup = 1 / r["a/b"] if r.get("a/b") else None
+        loads = [x for s in size["approaches"].values() for x in s["load_before"]]
         out.append(
-            f"| {size['rows']:,} | {size['csv_mb']:,.0f} | "
-            f"{'' if ab is None else f'{ab:.3f}'} | {'' if ab is None else f'{1 / ab:.1f}x'} | "
-            f"{'' if ac is None else f'{ac:.2f}'} | {'yes' if size['agree'] else '**NO**'} |"
+            f"| {size['rows']:,} | {size['csv_mb']:,.0f} | {_num(r.get('a/b'), '.3f')} | "
+            f"{_num(speedup, '.1f')}x | {_num(r.get('a/c'), '.2f')} | "
+            f"{_num(c.get('a/b'), '.3f')} | {_num(c.get('a/c'), '.2f')} | "
+            f"{max(loads):.1f} | {'yes' if size['agree'] else '**NO**'} |"
         )
     lat = results.get("latency")
     if lat:
@@ -108,5 +115,12 @@ def render(results: dict[str, Any]) -> str:
             f"(service done after {lat['service_median_s']:.2f} s; one `salesflow kpis` call "
             f"takes {lat['kpis_cli_median_s']:.2f} s).",
         ]
-    out += ["", *_targets(results), ""]
+    out += [
+        "",
+        "load: the highest 1-minute load average seen before a run of that size (2 CPUs; "
+        "above ~2, other processes competed for the CPUs and wall times are inflated).",
+        "",
+        *_targets(results),
+        "",
+    ]
     return "\n".join(out)

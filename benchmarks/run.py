@@ -64,7 +64,7 @@ def measure(approach: str, data: Inputs, now: datetime, scratch: Path) -> dict[s
     outcome: dict[str, Any] = json.loads(out.read_text())
     outcome["process_seconds"] = process_seconds
     outcome["peak_rss_mb"] = usage.ru_maxrss / 1024
-    outcome["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    outcome["process_cpu_seconds"] = usage.ru_utime + usage.ru_stime
     outcome["load_before"] = load
     return outcome
 
@@ -83,6 +83,7 @@ def _summary(rows: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "peak_rss_mb": statistics.median(rss),
         "peak_rss_max_mb": max(rss),
         "cpu_s": statistics.median(r["cpu_seconds"] for r in runs),
+        "process_s": statistics.median(r["process_seconds"] for r in runs),
         "load_before": [round(r["load_before"], 2) for r in runs],
     }
     for extra in ("phases", "lake_mb"):
