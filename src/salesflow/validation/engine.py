@@ -10,6 +10,7 @@ and, for Online Retail, lines counted per invoice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -39,10 +40,13 @@ def miss(name: str) -> str:
 class Arrived:
     """One chunk as it arrived: ``_record`` (Int64), ``_s:<field>`` (Utf8, null or blank
     when missing), optional ``_structure``/``_structure_msg`` (a structural rule id and its
-    message on records that cannot be read), and expressions for ``raw`` and ``_extra``."""
+    message on records that cannot be read), and how to get ``raw`` and ``_extra``.
+
+    ``raw`` is an expression over the frame, or a function from record numbers to raw JSON
+    texts (JSON sources render a record only if it is rejected)."""
 
     frame: pl.DataFrame
-    raw: pl.Expr
+    raw: pl.Expr | Callable[[pl.Series], pl.Series]
     extra: pl.Expr
 
 
@@ -352,10 +356,14 @@ class ChunkValidator:
             .group_by("_record", maintain_order=True)
             .agg(pl.col("reason").alias("reasons"))
         )
+        if isinstance(arrived.raw, pl.Expr):
+            raw = arrived.raw
+        else:
+            raw = pl.lit(arrived.raw(frame.get_column("_record")))
         rows = frame.select(
             pl.col("_record").cast(pl.Int64),
             pl.col("_key"),
-            arrived.raw.cast(pl.Utf8).alias("raw"),
+            raw.cast(pl.Utf8).alias("raw"),
         )
         return rows.join(grouped, on="_record", how="left", maintain_order="left").select(
             list(REJECTED_SCHEMA)

@@ -22,68 +22,97 @@ from salesflow.validation.text import BOM, TextFile
 
 def _scalar(value: Any) -> str | None:
     """A JSON value as the string a CSV would have carried."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
+    kind = type(value)
+    if kind is str or value is None:
+        return value  # type: ignore[no-any-return]
+    if kind is bool:
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
+    if kind is float and value.is_integer():
         return str(int(value))
-    if isinstance(value, (int, float)):
+    if kind in (int, float):
         return str(value)
     return json.dumps(value, ensure_ascii=False)
 
 
-def _leaves(obj: dict[str, Any], path: str = "") -> Iterator[tuple[str, Any]]:
+def _leaves(obj: dict[str, Any], path: str) -> Iterator[tuple[str, Any]]:
     for k, v in obj.items():
-        p = f"{path}.{k}" if path else str(k)
-        if isinstance(v, dict) and v:
+        p = f"{path}.{k}"
+        if type(v) is dict and v:
             yield from _leaves(v, p)
         else:
             yield p, v
 
 
 class _Flattener:
-    """Maps the leaves of each record to the spec's fields."""
+    """Maps the leaves of each record to the spec's fields (one pass of Python per record;
+    key spellings are normalised once per distinct path, not once per record)."""
 
     def __init__(self, spec: DatasetSpec) -> None:
         self.spec = spec
-        self.lookup = {s: f.name for f in spec.fields for s in f.spellings}
-        self.columns: dict[str, list[Any]] = {src(f.name): [] for f in spec.fields}
-        for name in ("_raw", "_extra", STRUCTURE, STRUCTURE_MSG):
-            self.columns[name] = []
+        self.spellings = {s: f.name for f in spec.fields for s in f.spellings}
+        self.paths: dict[str, str | None] = {}
+        self.rows: list[dict[str, str | None]] = []
+        self.extras: list[str | None] = []
+        self.problems: list[tuple[str, str] | None] = []
+        self.records: list[Any] = []
+        self.texts: list[str | None] = []
 
-    def add(self, record: Any, raw: str | None = None) -> None:
-        cols = self.columns
+    def _field(self, path: str) -> str | None:
+        try:
+            return self.paths[path]
+        except KeyError:
+            name = self.paths[path] = self.spellings.get(normalize(path))
+            return name
+
+    def add(self, record: Any, text: str | None = None, *, broken: bool = False) -> None:
+        """Add one record; ``text`` is its source line (JSON Lines), ``broken`` if that
+        line did not parse."""
         values: dict[str, str | None] = {}
         extra: dict[str, Any] = {}
-        if isinstance(record, dict):
-            for path, value in _leaves(record):
-                name = self.lookup.get(normalize(path))
-                if name is not None and name not in values:
-                    values[name] = _scalar(value)
-                elif value not in (None, {}):
-                    extra[path] = value
-            problem: tuple[str | None, str | None] = (None, None)
-            raw = json.dumps(record, ensure_ascii=False)
-        elif raw is not None:
+        problem: tuple[str, str] | None = None
+        if type(record) is dict:
+            for key, item in record.items():
+                leaves = _leaves(item, key) if type(item) is dict and item else ((key, item),)
+                for path, value in leaves:
+                    name = self._field(path)
+                    if name is not None and name not in values:
+                        values[name] = value if type(value) is str else _scalar(value)
+                    elif value is not None and value != {}:
+                        extra[path] = value
+        elif broken:
             problem = ("structure.bad_json", "this line is not valid JSON")
-            raw = json.dumps({"_raw": raw}, ensure_ascii=False)
+            text = json.dumps({"_raw": text}, ensure_ascii=False)
         else:
             problem = ("structure.not_object", f"record is a {type(record).__name__}")
-            raw = json.dumps({"_value": record}, ensure_ascii=False)
-        for f in self.spec.fields:
-            cols[src(f.name)].append(values.get(f.name))
-        cols["_raw"].append(raw)
-        cols["_extra"].append(json.dumps(extra, ensure_ascii=False) if extra else None)
-        cols[STRUCTURE].append(problem[0])
-        cols[STRUCTURE_MSG].append(problem[1])
+            text = json.dumps({"_value": record}, ensure_ascii=False)
+        self.rows.append(values)
+        self.extras.append(json.dumps(extra, ensure_ascii=False) if extra else None)
+        self.problems.append(problem)
+        self.records.append(record)
+        self.texts.append(text)
+
+    def raw(self, records: pl.Series) -> pl.Series:
+        """The raw JSON text of the given record numbers: the line as it arrived for JSON
+        Lines, else the record re-serialised."""
+        out = []
+        for n in records.to_list():
+            text = self.texts[n - 1]
+            out.append(
+                text if text is not None else json.dumps(self.records[n - 1], ensure_ascii=False)
+            )
+        return pl.Series("raw", out, dtype=pl.Utf8)
 
     def frame(self) -> pl.DataFrame:
-        n = len(self.columns["_raw"])
-        data: dict[str, Any] = {"_record": pl.int_range(1, n + 1, dtype=pl.Int64, eager=True)}
-        data |= {k: pl.Series(k, v, dtype=pl.Utf8) for k, v in self.columns.items()}
+        rows = self.rows
+        data: dict[str, Any] = {
+            "_record": pl.int_range(1, len(rows) + 1, dtype=pl.Int64, eager=True),
+            "_extra": pl.Series(self.extras, dtype=pl.Utf8),
+        }
+        for f in self.spec.fields:
+            data[src(f.name)] = pl.Series([r.get(f.name) for r in rows], dtype=pl.Utf8)
+        if any(p is not None for p in self.problems):
+            data[STRUCTURE] = pl.Series([p and p[0] for p in self.problems], dtype=pl.Utf8)
+            data[STRUCTURE_MSG] = pl.Series([p and p[1] for p in self.problems], dtype=pl.Utf8)
         return pl.DataFrame(data)
 
 
@@ -117,20 +146,20 @@ def _records(spec: DatasetSpec, top: Any, source: str) -> list[Any]:
     raise _shape_error(spec, source, f"an object with keys {sorted(top)[:5]}")
 
 
-def _json_lines(text: str) -> list[tuple[Any, str | None]] | None:
-    """Records of a JSON Lines text (bad lines kept as raw strings), or None if it is not
-    JSON Lines (fewer than two lines, or a first line that does not parse)."""
+def _json_lines(text: str) -> list[tuple[Any, str, bool]] | None:
+    """Records of a JSON Lines text as (value, line, broken), or None if it is not JSON
+    Lines (fewer than two lines, or a first line that does not parse)."""
     lines = [line for line in text.splitlines() if line.strip()]
     if len(lines) < 2:
         return None
-    out: list[tuple[Any, str | None]] = []
+    out: list[tuple[Any, str, bool]] = []
     for i, line in enumerate(lines):
         try:
-            out.append((json.loads(line), None))
+            out.append((json.loads(line), line.strip(), False))
         except ValueError:
             if i == 0:
                 return None
-            out.append((None, line))
+            out.append((None, line, True))
     return out
 
 
@@ -151,12 +180,12 @@ def json_chunks(
                 rule="structure.bad_json",
                 hint="the file may be truncated or not JSON; fix it and upload it again",
             ) from exc
-        for record, bad in lines:
-            flat.add(record, bad)
+        for record, line, broken in lines:
+            flat.add(record, line, broken=broken)
     frame = flat.frame()
-    raw, extra = pl.col("_raw"), pl.col("_extra")
+    extra = pl.col("_extra")
     for start in range(0, frame.height, chunk_rows):
-        yield Arrived(frame.slice(start, chunk_rows), raw, extra)
+        yield Arrived(frame.slice(start, chunk_rows), flat.raw, extra)
 
 
 def decode(text: TextFile) -> str:
