@@ -5,4 +5,5 @@ from __future__ import annotations
 pytest_plugins = [
     "tests.fixtures.common",
     "tests.fixtures.servers",
+    "tests.fixtures.moto_server",
 ]

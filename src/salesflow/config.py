@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -95,6 +95,15 @@ class Settings(BaseSettings):
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    stack_name: str | None = Field(
+        None, description="shorthand for aws.stack_name (env SALESFLOW_STACK_NAME)"
+    )
+
+    @model_validator(mode="after")
+    def _stack_name_shorthand(self) -> Settings:
+        if self.stack_name:
+            self.aws.stack_name = self.stack_name
+        return self
 
     @property
     def bucket_dir(self) -> Path:
