@@ -8,6 +8,7 @@ files mix (``OrderId``, ``orderId``, ``order_id``) and ``qty`` as a string or a 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from salesflow.datasets.synth import FaultPlan, InjectedFault, future, inject, past, write_csv
+from salesflow.datasets.synth import (
+    FaultPlan,
+    InjectedFault,
+    format_times,
+    future,
+    inject,
+    past,
+    pick,
+    write_csv,
+)
 
 ORDER_FAULTS = (
     "presence.contact_info",
@@ -37,9 +47,9 @@ SALE_FAULTS = (
     "format.currency",
     "unique.key",
 )
-FIRST = np.array(["Foo", "Ada", "Grace", "Alan", "Linus", "Maria", "Ken", "Barbara", "Joan"])
-LAST = np.array(["Bar", "Lovelace", "Hopper", "Turing", "Torvalds", "Curie", "Thompson"])
-ITEMS = np.array(["Item One", "Desk Lamp", "USB Cable", "Coffee Mug", "Notebook", "Backpack"])
+FIRST = ("Foo", "Ada", "Grace", "Alan", "Linus", "Maria", "Ken", "Barbara", "Joan")
+LAST = ("Bar", "Lovelace", "Hopper", "Turing", "Torvalds", "Curie", "Thompson")
+ITEMS = ("Item One", "Desk Lamp", "USB Cable", "Coffee Mug", "Notebook", "Backpack")
 PRODUCTS = {
     "Laptop": "Electronics", "Headphones": "Electronics", "Smartphone": "Electronics",
     "Monitor": "Electronics", "Office Chair": "Furniture", "Standing Desk": "Furniture",
@@ -49,35 +59,42 @@ PRODUCTS = {
 CHANNELS = ("web", "store", "app")
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
-Array = np.ndarray[Any, Any]
-
 
 def _q(expr: pl.Expr) -> pl.Expr:
     """A JSON string literal of ``expr`` (values need no escaping)."""
     return pl.concat_str(pl.lit('"'), expr, pl.lit('"'))
 
 
-def _pick(rng: np.random.Generator, values: Array, n: int) -> Array:
-    return values[rng.integers(0, len(values), n)]
+def _pick(rng: np.random.Generator, values: Sequence[str], n: int) -> pl.Series:
+    return pick(values, rng.integers(0, len(values), n))
 
 
-def _people(rng: np.random.Generator, n: int) -> tuple[Array, Array]:
+def _people(rng: np.random.Generator, n: int) -> tuple[pl.Series, pl.Series]:
     first, last = _pick(rng, FIRST, n), _pick(rng, LAST, n)
-    name = np.char.add(np.char.add(first, " "), last)
-    email = np.char.add(np.char.add(np.char.lower(first), "."), np.char.lower(last))
-    email = np.char.add(np.char.add(email, rng.integers(1, 999, n).astype(str)), "@example.com")
-    return name, email
+    number = pl.Series(rng.integers(1, 999, n)).cast(pl.Utf8)
+    email = first.str.to_lowercase() + "." + last.str.to_lowercase() + number + "@example.com"
+    return first + " " + last, email
 
 
 def _write_json(lines: pl.Series, path: Path, fmt: str, container: str | None) -> None:
-    if fmt == "jsonl":
-        body = lines.str.join("\n").item() + "\n"
-    else:
-        inner = lines.str.join(",\n  ").item() if len(lines) else ""
-        body = (
-            f"[\n  {inner}\n]\n" if container is None else f'{{"{container}": [\n  {inner}\n]}}\n'
-        )
-    path.write_text(body, encoding="utf-8")
+    """Write one record per line: JSON Lines, or a JSON list (wrapped in ``container``)."""
+    with path.open("wb") as fh:
+        if fmt != "jsonl":
+            fh.write(b"[\n" if container is None else f'{{"{container}": [\n'.encode())
+            last = pl.int_range(pl.len()) == pl.len() - 1
+            lines = (
+                lines.to_frame("line")
+                .select(
+                    pl.concat_str(
+                        pl.lit("  "), "line", pl.when(~last).then(pl.lit(",")).otherwise(pl.lit(""))
+                    )
+                )
+                .to_series()
+            )
+        if len(lines):
+            lines.to_frame().write_csv(fh, include_header=False, quote_style="never")
+        if fmt != "jsonl":
+            fh.write(b"]\n" if container is None else b"]}\n")
 
 
 def generate_orders_json(
@@ -89,15 +106,15 @@ def generate_orders_json(
     name, email = _people(rng, rows)
     frame = pl.DataFrame(
         {
-            "order_id": (np.arange(1, rows + 1)[key_of]).astype(str),
-            "item_id": rng.integers(100, 999, rows).astype(str),
+            "order_id": pl.Series(np.arange(1, rows + 1)[key_of]).cast(pl.Utf8),
+            "item_id": pl.Series(rng.integers(100, 999, rows)).cast(pl.Utf8),
             "item_desc": _pick(rng, ITEMS, rows),
-            "qty": rng.integers(1, 6, rows).astype(str),
+            "qty": pl.Series(rng.integers(1, 6, rows)).cast(pl.Utf8),
             "contact_name": name,
             "contact_email": email,
-            "_key": np.array(["OrderId", "orderId", "order_id"])[
-                rng.choice(3, rows, p=[0.8, 0.1, 0.1])
-            ],
+            "_key": pick(
+                ("OrderId", "orderId", "order_id"), rng.choice(3, rows, p=[0.8, 0.1, 0.1])
+            ),
             "_numeric": rng.random(rows) < 0.3,
             "_fault": plan.codes,
         }
@@ -164,28 +181,25 @@ def generate_sale_events(
     """Write sale_events.<jsonl|json|csv> with ``rows`` sales (price uniform 50..500)."""
     plan = FaultPlan.draw(rng, rows, SALE_FAULTS, rate)
     key_of = plan.earlier_clean(rng, "unique.key")
-    products = np.array(list(PRODUCTS))
-    product = _pick(rng, products, rows)
+    which = rng.integers(0, len(PRODUCTS), rows)
     _, email = _people(rng, rows)
-    prefix = f"{int(rng.integers(0, 2**32)):08x}"
+    prefix = f"{int(rng.integers(0, 2**32)):08x}-"
     frame = pl.DataFrame(
         {
-            "sale_id": np.char.add(f"{prefix}-", np.arange(1, rows + 1)[key_of].astype(str)),
-            "product": product,
-            "category": np.vectorize(PRODUCTS.__getitem__, otypes=[str])(product)
-            if rows
-            else product,
+            "sale_id": prefix + pl.Series(np.arange(1, rows + 1)[key_of]).cast(pl.Utf8),
+            "product": pick(list(PRODUCTS), which),
+            "category": pick(list(PRODUCTS.values()), which),
             "price": np.round(rng.uniform(50, 500, rows), 2),
             "quantity": np.array([1, 2, 3])[rng.choice(3, rows, p=[0.8, 0.15, 0.05])],
-            "timestamp": past(rng, rows, now, 0.01, 30),
-            "store_id": np.char.add("store-", rng.integers(1, 40, rows).astype(str)),
+            "timestamp": format_times(past(rng, rows, now, 0.01, 30), "%Y-%m-%d", "T", "%H:%M:%SZ"),
+            "store_id": "store-" + pl.Series(rng.integers(1, 40, rows)).cast(pl.Utf8),
             "customer_email": email,
-            "currency": np.full(rows, "USD"),
-            "channel": np.array(CHANNELS)[rng.integers(0, 3, rows)],
-            "_future": future(rng, rows, now),
+            "currency": pl.repeat("USD", rows, eager=True),
+            "channel": _pick(rng, CHANNELS, rows),
             "_fault": plan.codes,
         }
-    ).with_columns(pl.col("timestamp", "_future").dt.strftime(ISO))
+    )
+    future_times = lambda k: format_times(future(rng, k, now), "%Y-%m-%d", "T", "%H:%M:%SZ")  # noqa: E731
     frame = inject(
         frame.with_columns(pl.col("price", "quantity").cast(pl.Utf8)),
         plan,
@@ -195,7 +209,7 @@ def generate_sale_events(
             ("range.positive", "price", "-" + pl.col("price")),
             ("type.integer", "quantity", '"one"'),
             ("type.date", "timestamp", "yesterday"),
-            ("date.future", "timestamp", pl.col("_future")),
+            ("date.future", "timestamp", future_times),
             ("email.format", "customer_email", pl.col("customer_email").str.replace("@", " at ")),
             ("format.currency", "currency", "usd"),
         ],
@@ -211,17 +225,15 @@ def generate_sale_events(
         )
     else:
         numeric = {"price", "quantity"}
-        parts = [
-            pl.when(pl.col(c).is_null())
-            .then(pl.lit(""))
-            .otherwise(
-                pl.concat_str(
-                    pl.lit(f'"{c}": '), pl.col(c) if c in numeric else _q(pl.col(c)), pl.lit(", ")
-                )
-            )
-            for c in columns
-        ]
-        line = pl.concat_str([pl.lit("{"), *parts]).str.strip_suffix(", ") + "}"
+        values = {c: pl.col(c) if c in numeric else _q(pl.col(c)) for c in columns}
+        pieces: list[pl.Expr] = []
+        for c in columns:
+            piece = pl.concat_str(pl.lit(f', "{c}": '), values[c])
+            # only product can be missing (presence.required faults drop the key)
+            pieces.append(pl.coalesce(piece, pl.lit("")) if c == "product" else piece)
+        line = pl.concat_str([pl.lit("{"), *pieces, pl.lit("}")]).str.replace(
+            ", ", "", literal=True
+        )
         lines = frame.select(line.alias("line")).get_column("line")
         _write_json(lines, path, fmt, "sales" if fmt == "json" else None)
     return [path], plan.faults(path.name), {path.name: rows}
