@@ -17,6 +17,8 @@ RULES: dict[str, str] = {
     "structure.missing_header": "the first line lacks one or more required column headers",
     "structure.format": "the file's format (CSV or JSON) is not one this dataset accepts",
     "structure.unknown_dataset": "the dataset cannot be told from the key, header or JSON shape",
+    "structure.io": "the file cannot be read from disk (permissions, vanished, I/O error)",
+    "structure.missing": "the object named by an event is not in the bucket",
     # record level
     "structure.not_object": "a JSON record is not an object",
     "structure.field_count": "a CSV record has more fields than the header",
