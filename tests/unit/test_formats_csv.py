@@ -175,3 +175,10 @@ def test_truncated_utf8_at_the_end_falls_back_to_latin1(tmp_path: Path) -> None:
     result = validate(path, "online_retail")
     assert result.valid["Country"].to_list() == ["United Kingdom\xc3"]
     assert "offset" in result.report.warnings[0]
+
+
+def test_semicolon_separated_file_gets_a_hint(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", RETAIL_HEADER.replace(",", ";") + "\n")
+    error = file_error(path, "online_retail")
+    assert error.rule == "structure.missing_header"
+    assert "';'-separated" in error.hint

@@ -255,3 +255,31 @@ def test_naive_now_is_taken_as_utc(tmp_path: Path) -> None:
     later = validate(path, "online_retail", now=datetime(2024, 6, 1, 13, 0))
     earlier = validate(path, "online_retail", now=datetime(2024, 6, 1, 12, 0))
     assert (later.report.valid, earlier.report.rules) == (1, {"date.future": 1})
+
+
+def test_text_references_and_custom_specs(tmp_path: Path) -> None:
+    import polars as pl
+
+    from salesflow.datasets import DatasetSpec, FieldSpec
+    from salesflow.validation import validate_file
+
+    spec = DatasetSpec(
+        name="children",
+        fields=(FieldSpec("id", pl.Utf8(), required=True), FieldSpec("parent", pl.Utf8())),
+        key=("id",),
+        day_column=None,
+        formats=("csv",),
+        description="test",
+        references={"parent": "parents"},
+    )
+    path = write(tmp_path, "c.csv", "id,parent\na,p1\nb,p9\nc,\n")
+    result = validate_file(path, spec, source="c.csv", reference=Reference.of(parents=["p1"]))
+    assert rules_of(result) == {2: ["ref.parent"]}
+    assert result.valid["id"].to_list() == ["a", "c"]
+
+
+def test_reference_keys_that_are_not_integers_are_ignored(tmp_path: Path) -> None:
+    path = items_file(tmp_path, ITEM.format(id=1, order=1, product=1, price="9.5"))
+    ref = Reference.of(products=["x", "1"], orders=[])
+    result = validate(path, "order_items", reference=ref)
+    assert rules_of(result) == {1: ["ref.order_id"]}

@@ -46,11 +46,15 @@ def _unique_names(header: list[str]) -> list[str]:
 def _check_header(spec: DatasetSpec, header: list[str], source: str) -> dict[str, int]:
     found, missing = match_header(spec, header)
     if missing:
+        hint = f"the first line must be a header with: {','.join(spec.required_headers)}"
+        other = [sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]]
+        if other:
+            hint = f"the header looks {other[0]!r}-separated; export the file with commas"
         raise FileLevelError(
             source,
             f"missing required column(s) {', '.join(missing)} in header {header!r}",
             rule="structure.missing_header",
-            hint=f"the first line must be a header with: {','.join(spec.required_headers)}",
+            hint=hint,
         )
     return found
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -177,7 +178,10 @@ class ChunkValidator:
         return masks
 
     def _reference_masks(self) -> list[_Mask]:
+        """One ``ref.<column>`` rule per reference the caller gave keys for; the lookup
+        itself runs in :meth:`_dangling` (a binary search for integer ids)."""
         masks = []
+        self._known: dict[str, pl.Series | np.ndarray[Any, Any]] = {}
         for column, dataset in self.spec.references.items():
             keys = None if self.reference is None else self.reference.keys.get(dataset)
             if keys is None:
@@ -185,18 +189,37 @@ class ChunkValidator:
                     f"ref.{column} not checked: no reference keys of {dataset} were given"
                 )
                 continue
-            value = pl.col(column).cast(pl.Utf8)
+            if self.spec.get_field(column).dtype.is_integer():
+                ints = keys.cast(pl.Int64, strict=False).drop_nulls().unique().sort()
+                self._known[column] = ints.to_numpy()
+            else:
+                self._known[column] = keys.cast(pl.Utf8)
             masks.append(
                 _Mask(
                     f"ref.{column}",
                     column,
-                    ~value.is_in(keys.cast(pl.Utf8).implode()),
+                    pl.col(f"_ref:{column}"),
                     pl.concat_str(
-                        pl.lit(f"{column} "), value, pl.lit(f" is not a known {dataset} key")
+                        pl.lit(f"{column} "), text(column), pl.lit(f" is not a known {dataset} key")
                     ),
                 )
             )
         return masks
+
+    def _dangling(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Add ``_ref:<column>``: true where a present value is not a known key."""
+        flags = []
+        for column, known in self._known.items():
+            values = frame.get_column(column)
+            if isinstance(known, np.ndarray):
+                ints = values.fill_null(0).to_numpy()
+                pos = np.searchsorted(known, ints).clip(0, max(len(known) - 1, 0))
+                found = known[pos] == ints if len(known) else np.zeros(len(ints), dtype=bool)
+                flags.append((values.is_not_null() & ~pl.Series(found)).alias(f"_ref:{column}"))
+            else:
+                dangling = values.is_not_null() & ~values.cast(pl.Utf8).is_in(known.implode())
+                flags.append(dangling.alias(f"_ref:{column}"))
+        return frame.with_columns(flags) if flags else frame
 
     def _typed(self, arrived: pl.DataFrame) -> pl.DataFrame:
         """Add the typed field columns and a ``_miss:<field>`` flag per field."""
@@ -272,7 +295,7 @@ class ChunkValidator:
 
     def validate(self, arrived: Arrived, index: int) -> Chunk:
         """Split one arrived chunk into valid and rejected rows."""
-        frame = self._keyed(self._typed(arrived.frame))
+        frame = self._dangling(self._keyed(self._typed(arrived.frame)))
         structural = (
             pl.col(STRUCTURE).is_not_null() if STRUCTURE in frame.columns else pl.lit(False)
         )
