@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_float_dtype, is_integer_dtype, is_numeric_dtype
 
 CHUNK_ROWS = 10_000
 STATUSES = ("Processing", "Shipped", "Complete", "Cancelled", "Returned")
@@ -122,16 +123,27 @@ def _header(path: Path, schema: Schema, dataset: str) -> list[str]:
 
 
 def _to_int(s: pd.Series) -> pd.Series:
-    ok = s.str.fullmatch(_INT.pattern).fillna(False).astype(bool)
-    return pd.to_numeric(s.where(ok), errors="coerce").astype("Int64")
+    """Integers: what the CSV parser already read as numbers, else the strict text form."""
+    if is_integer_dtype(s.dtype):
+        return s.astype("Int64")
+    if is_float_dtype(s.dtype):
+        whole = np.isfinite(s) & (s % 1 == 0) & (s.abs() < 2**63)
+        return s.where(whole).astype("Int64")
+    text = s.astype("str").str.strip()
+    ok = text.str.fullmatch(_INT.pattern).fillna(False).astype(bool)
+    return pd.to_numeric(text.where(ok), errors="coerce").astype("Int64")
 
 
 def _to_float(s: pd.Series) -> pd.Series:
-    value = pd.to_numeric(s, errors="coerce").astype("float64")
+    if is_numeric_dtype(s.dtype):
+        value = s.astype("float64")
+    else:
+        value = pd.to_numeric(s.astype("str").str.strip(), errors="coerce").astype("float64")
     return value.where(np.isfinite(value))
 
 
-def _to_datetime(s: pd.Series) -> pd.Series:
+def _iso(s: pd.Series) -> pd.Series:
+    """The full grammar, for the few values the fixed format misses."""
     text = s.str.replace(_TZ_SUFFIX, "", regex=True)
     # Only date, date + hh:mm and date + hh:mm:ss[.f] (+offset) are dates; not "2023" alone.
     shaped = text.str.fullmatch(
@@ -139,6 +151,17 @@ def _to_datetime(s: pd.Series) -> pd.Series:
     )
     text = text.where(shaped.fillna(False).astype(bool))
     return pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+
+
+def _to_datetime(s: pd.Series) -> pd.Series:
+    """thelook's ``YYYY-MM-DD HH:MM:SS UTC`` with one fixed format; the rest as ISO 8601."""
+    fast = pd.to_datetime(
+        s.str.removesuffix(" UTC"), format="%Y-%m-%d %H:%M:%S", utc=True, errors="coerce"
+    )
+    missed = s.notna() & fast.isna()
+    if missed.any():
+        fast[missed] = _iso(s[missed])
+    return fast
 
 
 _PARSERS = {"int": _to_int, "float": _to_float, "date": _to_datetime}
@@ -150,6 +173,14 @@ def _in_set(values: pd.Series, known: set[int]) -> np.ndarray:
     present = values.notna().to_numpy()
     out[present] = [v in known for v in values[present].astype("int64").tolist()]
     return out
+
+
+def _strip(col: pd.Series) -> pd.Series:
+    """Text stripped, blank -> missing; numbers as parsed."""
+    if is_numeric_dtype(col.dtype):
+        return col
+    text = col.astype("str").str.strip()
+    return text.where(text != "")
 
 
 class ChunkedValidator:
@@ -175,22 +206,26 @@ class ChunkedValidator:
         header = _header(path, self.schema, self.dataset)
         names = [*header, OVERFLOW]
         wanted = {_norm(c): c for c in self.schema}
-        reader = pd.read_csv(
-            path,
-            header=None,
-            skiprows=1,
-            names=names,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            chunksize=CHUNK_ROWS,
-            encoding="utf-8",
-        )
         renamed: dict[str, str] = {}
         for column in header:
             target = wanted.pop(_norm(column), None)
             if target is not None:
                 renamed[column] = target
+        # Numbers are left to the CSV parser (fast when a chunk is clean; a chunk with a bad
+        # value arrives as text and is parsed per value); everything else is read as text.
+        numeric = {c for c, t in renamed.items() if self.schema[t][0] in ("int", "float")}
+        dtypes = {c: "str" for c in names if c not in numeric}
+        reader = pd.read_csv(
+            path,
+            header=None,
+            skiprows=1,
+            names=names,
+            dtype=dtypes,
+            keep_default_na=False,
+            na_values=[""],
+            chunksize=CHUNK_ROWS,
+            encoding="utf-8",
+        )
         for index, raw in enumerate(reader):
             self._chunk(index, raw, renamed, report_dir)
         return self.result
@@ -198,7 +233,7 @@ class ChunkedValidator:
     def _chunk(
         self, index: int, raw: pd.DataFrame, renamed: dict[str, str], report_dir: Path | None
     ) -> None:
-        stripped = raw.apply(lambda col: col.str.strip()).replace("", np.nan)
+        stripped = raw.apply(_strip)
         header_cols = [c for c in raw.columns if c != OVERFLOW]
         stripped = stripped.dropna(how="all", subset=header_cols)
         raw = raw.loc[stripped.index]
