@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import random
 import sys
 import threading
@@ -44,6 +45,7 @@ from salesflow.adapters.aws.s3 import decode_event_key
 from salesflow.config import Settings
 from salesflow.datasets.generate import sale_event
 from salesflow.errors import InvalidKeyError, SalesflowError, TerminalError, TransientError
+from salesflow.logs import MaskEmails, mask_email
 from salesflow.models import Alert, FileStatus, PendingFile, utcnow
 from salesflow.pipeline import keys
 from salesflow.pipeline.batching import decide_batch
@@ -74,6 +76,10 @@ class _Stdout:
 
 
 logger = Logger(service=SERVICE, stream=cast(Any, _Stdout()))
+# Records of salesflow's own modules (children of this logger) get the JSON format too, with
+# emails masked; the Lambda runtime's root handler would print each line a second time.
+logger.registered_handler.addFilter(MaskEmails())
+logging.getLogger(SERVICE).propagate = False
 
 
 @dataclass
@@ -147,10 +153,10 @@ def _task(function: Callable[[Runtime, Event, _Metrics], Result]) -> Handler:
         try:
             return function(runtime(), event, metrics)
         except TransientError as exc:
-            logger.warning("transient failure, will be retried", extra={"error": str(exc)})
+            logger.warning("transient failure, retried", extra={"error": mask_email(str(exc))})
             _reraise_as(TransientError, exc)
         except TERMINAL as exc:
-            logger.error("terminal failure", extra={"error": str(exc)})
+            logger.error("terminal failure", extra={"error": mask_email(str(exc))})
             _reraise_as(TerminalError, exc)
         finally:
             metrics.flush(started)
@@ -246,7 +252,7 @@ def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
         try:
             keys.check_key(key)
         except InvalidKeyError as exc:
-            logger.warning("ignored: unsafe key", extra={"key": key, "error": str(exc)})
+            logger.warning("ignored: unsafe key", extra={"key": key, "error": mask_email(str(exc))})
             continue
         if not backend.store.exists(key):
             logger.info("ignored: no longer in the inbox", extra={"key": key})
@@ -362,17 +368,26 @@ def failure_message(error: Any) -> str:
     return f"{error.get('Error', 'Error')}: {cause}"
 
 
-def _mark_failed(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    """Archive to failed/ with lineage FAILED. ``event`` is the file (its key, or its whole
-    state) with ``error``, or ``{"state": ..., "error": ...}``; a file already final is left."""
-    file = dict(event.get("state") or event)
+def _fail_one(rt: Runtime, file: Event, message: str, metrics: _Metrics) -> Result:
     if file.get("status", FileStatus.IN_PROGRESS) != FileStatus.IN_PROGRESS:
-        return file
-    message = failure_message(event.get("error"))
+        return file  # already final (DUPLICATE, FAILED): nothing to undo
     state = fail_file(rt.backend, rt.settings, str(file["key"]), message, sha256=file.get("sha256"))
     metrics.count("FilesFailed", 1)
-    logger.error("file failed", extra={"key": state.key, "error": message})
+    logger.error("file failed", extra={"key": state.key, "error": mask_email(message)})
     return state.to_dict()
+
+
+def _mark_failed(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+    """Archive to failed/ with lineage FAILED, undoing what the file stored.
+
+    ``event`` is one file (its key, or its whole state) with the Catch result in ``error``,
+    or ``{"states": [...], "error": ...}`` for every file of a stage; files already final
+    are returned as they are.
+    """
+    message = failure_message(event.get("error"))
+    if "states" in event:
+        return {"states": [_fail_one(rt, dict(f), message, metrics) for f in event["states"]]}
+    return _fail_one(rt, dict(event), message, metrics)
 
 
 mark_failed = _task(_mark_failed)

@@ -287,3 +287,28 @@ class Throttle:
             return original(handler)
 
         monkeypatch.setattr(DynamoHandler, "batch_write_item", batch_write_item)
+
+
+def run_files(stack: Stack, files: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """Start the state machine on ``files`` directly (no detector) and wait for it."""
+    client = boto3.client("stepfunctions")
+    arn = client.start_execution(
+        stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps({"files": files})
+    )["executionArn"]
+    deadline = time.monotonic() + EXECUTION_TIMEOUT
+    while (described := client.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name} still running after {EXECUTION_TIMEOUT}s")
+        time.sleep(0.2)
+    return dict(described)
+
+
+def lineage_of(stack: Stack) -> dict[str, Any]:
+    """Lineage rows by key, read through the AWS backend as the CLI would."""
+    from salesflow.adapters import build_backend
+
+    backend = build_backend(stack.settings())
+    try:
+        return {r.key: r for r in backend.tables.list_files()}
+    finally:
+        backend.close()
