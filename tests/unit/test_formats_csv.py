@@ -182,3 +182,29 @@ def test_semicolon_separated_file_gets_a_hint(tmp_path: Path) -> None:
     error = file_error(path, "online_retail")
     assert error.rule == "structure.missing_header"
     assert "';'-separated" in error.hint
+
+
+def test_duplicate_and_blank_header_names_stay_apart_in_raw(tmp_path: Path) -> None:
+    header = f"{PRODUCTS_HEADER},note,note,"
+    row = "1,30,Jeans,N,B,20,Men,S1,1,a,b,c"
+    result = validate(write(tmp_path, "p.csv", f"{header}\n{row}\n"), "products")
+    raw = json.loads(result.rejected["raw"][0])
+    assert (raw["note"], raw["note_11"], raw["column_12"]) == ("a", "b", "c")
+
+
+def test_chunks_made_only_of_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = write(tmp_path, "r.csv", f"{RETAIL_HEADER}\n{LINE}\n\n\n\n{LINE}\n")
+    chunks = list(validate_path(path, get_spec("online_retail"), source="r", chunk_rows=1))
+    assert [c.rows_in for c in chunks] == [1, 1]
+    assert [c.valid["_record"].to_list() for c in chunks] == [[1], [2]]
+
+
+def test_padded_values_are_read_and_blank_ones_are_missing(tmp_path: Path) -> None:
+    row = " 536365 ,85123A, HEART , 6 , 12/1/2010 8:26 , 2.55 ,17850,United Kingdom"
+    blank = row.replace(" 6 ", "   ")
+    result = validate(
+        write(tmp_path, "r.csv", f"{RETAIL_HEADER}\n{row}\n{blank}\n"), "online_retail"
+    )
+    assert result.valid.row(0, named=True)["Quantity"] == 6
+    assert result.valid["InvoiceNo"].to_list() == ["536365"]
+    assert rules_of(result) == {2: ["presence.required"]}

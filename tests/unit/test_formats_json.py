@@ -184,3 +184,19 @@ def test_json_with_bom_and_latin1(tmp_path: Path) -> None:
     assert result.report.warnings
     result = validate(write(tmp_path, "t.json", "\ufeff" + json.dumps(SALE)), "sale_events")
     assert result.report.valid == 1 and not result.report.warnings
+
+
+def test_json_values_of_every_type(tmp_path: Path) -> None:
+    record = {
+        "order-info": {"OrderId": 5, "item-id": [1, 2], "qty": 2.0, "meta": {"a": {"b": 1}}},
+        "contact-info": {"name": True, "email": "a@b.io"},
+    }
+    result = validate(write(tmp_path, "o.json", json.dumps([record])), "orders_json")
+    row = result.valid.row(0, named=True)
+    assert (row["order_id"], row["item_id"], row["qty"], row["contact_name"]) == (
+        "5",
+        "[1, 2]",
+        2,
+        "true",
+    )
+    assert json.loads(row["_extra"]) == {"order-info.meta.a.b": 1}

@@ -68,10 +68,7 @@ class Chunk:
 
 
 def _sample(row: dict[str, Any]) -> dict[str, Any]:
-    try:
-        raw: Any = json.loads(row["raw"]) if row["raw"] is not None else None
-    except ValueError:
-        raw = row["raw"]
+    raw = json.loads(row["raw"])  # always a JSON object (see REJECTED_SCHEMA)
     return {"record": row["_record"], "key": row["_key"], "reasons": row["reasons"], "raw": raw}
 
 

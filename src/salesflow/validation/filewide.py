@@ -1,0 +1,106 @@
+"""The state that makes a rule file-wide or batch-wide: keys seen so far in the file
+(``unique.key``), lines counted per invoice (Online Retail keys), and the keys of other
+datasets that references must match (``ref.*``).
+
+Integer ids, the bulk of big files, are kept as sorted numpy arrays and looked up by
+binary search: O(chunk x log(seen)) per chunk, where probing a growing Polars Series
+rebuilds a hash table of everything seen for every chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+Array = np.ndarray[Any, Any]
+
+
+@dataclass
+class Reference:
+    """Keys known to exist, per dataset (from the store plus the same batch).
+
+    >>> ref = Reference.of(products=["1", "2"])
+    >>> ref.keys["products"].to_list()
+    ['1', '2']
+    """
+
+    keys: dict[str, pl.Series]
+
+    @classmethod
+    def of(cls, **keys: pl.Series | list[str]) -> Reference:
+        return cls({k: pl.Series(k, v, dtype=pl.Utf8) for k, v in keys.items()})
+
+
+def _contains(sorted_values: Array, values: pl.Series) -> pl.Series:
+    """Whether each (non-null) value is in ``sorted_values``."""
+    if not len(sorted_values):
+        return pl.Series(np.zeros(len(values), dtype=bool))
+    ints = values.fill_null(0).to_numpy()
+    pos = np.searchsorted(sorted_values, ints).clip(0, len(sorted_values) - 1)
+    return values.is_not_null() & pl.Series(sorted_values[pos] == ints)
+
+
+def known_keys(keys: pl.Series, *, integer: bool) -> pl.Series | Array:
+    """``keys`` ready for :func:`is_unknown`: sorted ints for an integer column, else Utf8
+    (keys that are not integers cannot match an integer column and are dropped)."""
+    if integer:
+        return keys.cast(pl.Int64, strict=False).drop_nulls().unique().sort().to_numpy()
+    return keys.cast(pl.Utf8)
+
+
+def is_unknown(values: pl.Series, known: pl.Series | Array) -> pl.Series:
+    """True where a present value is not among ``known``."""
+    if isinstance(known, np.ndarray):
+        return values.is_not_null() & ~_contains(known, values)
+    return values.is_not_null() & ~values.cast(pl.Utf8).is_in(known.implode())
+
+
+class SeenKeys:
+    """Record keys already met in the file; the first occurrence owns the key."""
+
+    def __init__(self) -> None:
+        self._ints: Array = np.empty(0, dtype=np.int64)
+        self._texts = pl.Series("_key", [], dtype=pl.Utf8)
+
+    def duplicates(self, ident: pl.Series) -> pl.Series:
+        """True where ``ident`` (non-null) appeared earlier in this chunk or in an earlier
+        one; the others are remembered."""
+        present = ident.is_not_null()
+        dup = present & ~ident.is_first_distinct()
+        if ident.dtype.is_integer():
+            dup = dup | _contains(self._ints, ident)
+            fresh = np.sort(ident.filter(present & ~dup).to_numpy())
+            # two sorted runs: the stable sort (timsort) merges them in linear time
+            self._ints = np.sort(np.concatenate([self._ints, fresh]), kind="stable")
+        else:
+            dup = dup | (present & ident.is_in(self._texts.implode()))
+            self._texts = pl.concat([self._texts, ident.filter(present & ~dup).cast(pl.Utf8)])
+        return dup
+
+
+class LineCounter:
+    """Numbers records within their group (an invoice) in file order, across chunks."""
+
+    def __init__(self) -> None:
+        self._base = pl.DataFrame(schema={"_group": pl.Utf8, "_base": pl.Int64})
+
+    def number(self, groups: pl.Series) -> pl.Series:
+        """1-based position of each record within its group (null group: its own count)."""
+        frame = groups.cast(pl.Utf8).to_frame("_group")
+        lines = (
+            frame.join(self._base, on="_group", how="left", maintain_order="left")
+            .select(pl.int_range(1, pl.len() + 1).over("_group") + pl.col("_base").fill_null(0))
+            .to_series()
+            .alias("_line")
+        )
+        last = (
+            frame.with_columns(lines.alias("_base"))
+            .drop_nulls("_group")
+            .group_by("_group")
+            .agg(pl.col("_base").max())
+        )
+        self._base = pl.concat([self._base, last]).group_by("_group").agg(pl.col("_base").max())
+        return lines
