@@ -283,3 +283,11 @@ def test_reference_keys_that_are_not_integers_are_ignored(tmp_path: Path) -> Non
     ref = Reference.of(products=["x", "1"], orders=[])
     result = validate(path, "order_items", reference=ref)
     assert rules_of(result) == {1: ["ref.order_id"]}
+
+
+def test_a_file_of_fractional_utc_timestamps(tmp_path: Path) -> None:
+    rows = [f"{i},10,Complete,F,2024-01-05 10:11:12.{i:06d} UTC,,,,1" for i in range(1, 80)]
+    rows.append("80,10,Complete,F,2024-01-05T10:11:12Z,,,,1")  # another shape still parses
+    result = validate(orders_file(tmp_path, *rows), "orders")
+    assert result.report.valid == 80
+    assert result.valid["created_at"][2].microsecond == 3

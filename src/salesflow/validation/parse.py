@@ -33,20 +33,53 @@ def iso_datetime(s: pl.Expr) -> pl.Expr:
     return pl.when(has_offset).then(aware).otherwise(pl.coalesce(naive, date_only))
 
 
-def parse_datetime(values: pl.Series, spec: FieldSpec) -> pl.Series:
-    """Parse a column of stripped strings to UTC date-times.
+_CANDIDATES = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%SZ",
+    "%Y-%m-%dT%H:%M:%S%.fZ",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%z",
+    "%Y-%m-%dT%H:%M:%S%.f%z",
+)
+"""Whole-column formats tried for ISO-like timestamps (after dropping a `` UTC`` suffix)."""
 
-    The first format is tried on every value (a plain strptime is ~10x cheaper than the
-    regex-normalising ISO parser); only the values it fails on go through the others.
+_SAMPLE = 64
+
+
+def _strptime(values: pl.Series, fmt: str) -> pl.Series:
+    """Naive UTC date-times parsed with ``fmt`` (offsets converted), null where it fails."""
+    if "%z" in fmt:
+        aware = values.str.to_datetime(fmt, strict=False, time_unit="us", time_zone="UTC")
+        return aware.dt.replace_time_zone(None)
+    return values.str.to_datetime(fmt, strict=False, time_unit="us", cache=False)
+
+
+def _best_format(values: pl.Series, formats: tuple[str, ...]) -> str:
+    """The format that parses most of the first non-empty values (a file sticks to one)."""
+    sample = values.filter(values != "").head(_SAMPLE)
+    if sample.is_empty():
+        return formats[0]
+    return max(formats, key=lambda f: _strptime(sample, f).is_not_null().sum())
+
+
+def parse_datetime(values: pl.Series, spec: FieldSpec) -> pl.Series:
+    """Parse a column of date-time strings to UTC.
+
+    The format that fits a sample of the column is applied to every value (one strptime
+    pass is ~10x cheaper than the regex-normalising ISO parser); only the values it fails
+    on go through the other formats.
     """
-    first, *rest = spec.formats or ("%Y-%m-%d %H:%M:%S",)
+    formats = spec.formats or _CANDIDATES
     base = values if spec.formats else values.str.strip_suffix(" UTC")
-    out = base.str.to_datetime(first, strict=False, time_unit="us", cache=False)
+    first = _best_format(base, formats)
+    out = _strptime(base, first)
     failed = (out.is_null() & (values != "")).fill_null(False)
     if failed.any():
         frame = values.filter(failed).to_frame("s")
-        parsers = [_to_utc(pl.col("s"), f) for f in rest] if spec.formats else []
-        fallback = pl.coalesce(parsers) if parsers else iso_datetime(pl.col("s"))
+        rest = [_to_utc(pl.col("s"), f) for f in formats if f != first] if spec.formats else []
+        fallback = pl.coalesce(rest) if rest else iso_datetime(pl.col("s"))
         again = frame.select(fallback.dt.replace_time_zone(None)).to_series()
         out = out.scatter(failed.arg_true(), again)
     return out.dt.replace_time_zone("UTC").alias(values.name)
