@@ -210,7 +210,7 @@ def execution_name(prefix: str, parts: Iterable[str]) -> str:
     return f"{prefix}-{digest}"
 
 
-def _start(rt: Runtime, name: str, payload: Event) -> str:
+def start_execution(rt: Runtime, name: str, payload: Event) -> str:
     """Start the state machine; an execution of the same name means it was started already."""
     arn = rt.settings.aws.state_machine_arn
     if not arn:
@@ -263,11 +263,11 @@ def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
             waiting.append(key)
             continue
         name = execution_name("file", [key, arrival.token])
-        started.append(_start(rt, name, {"files": [{"key": key, "dataset": dataset}]}))
+        started.append(start_execution(rt, name, {"files": [{"key": key, "dataset": dataset}]}))
     batch = decide_batch(backend.tables, settings.batching, utcnow())
     if batch:
         name = execution_name("batch", sorted(f.key for f in batch))
-        started.append(_start(rt, name, {"stages": stages(batch)}))
+        started.append(start_execution(rt, name, {"stages": stages(batch)}))
         backend.tables.remove_pending([f.key for f in batch])
     metrics.count("ExecutionsStarted", len(started))
     logger.info("detected", extra={"started": started, "pending": waiting})

@@ -6,14 +6,23 @@ import json
 import re
 from datetime import UTC, datetime
 
+import boto3
+import pytest
+from botocore.stub import Stubber
+
+from salesflow.config import Settings
 from salesflow.entrypoints.lambdas import (
     Arrival,
+    Runtime,
     arrivals,
     execution_name,
     failure_message,
     stages,
+    start_execution,
 )
+from salesflow.errors import TerminalError, TransientError
 from salesflow.models import PendingFile
+from tests.fixtures.memory import memory_backend
 
 # The shape S3 sends to Lambda (a bucket notification), trimmed to what is read.
 S3_NOTIFICATION = {
@@ -130,3 +139,53 @@ def test_failure_message_reads_the_lambda_error_out_of_the_catch_result() -> Non
         "States.Timeout: took too long"
     )
     assert failure_message("plain") == "plain"
+
+
+def _runtime_with(stub_error: str | None) -> tuple[Runtime, Stubber]:
+    client = boto3.client(
+        "stepfunctions",
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        endpoint_url="http://127.0.0.1:9",
+    )
+    stubber = Stubber(client)
+    if stub_error:
+        stubber.add_client_error(
+            "start_execution", service_error_code=stub_error, http_status_code=400
+        )
+    else:
+        stubber.add_response(
+            "start_execution",
+            {"executionArn": f"{MACHINE}:execution:x", "startDate": datetime.now(UTC)},
+        )
+    stubber.activate()
+    settings = Settings(backend="aws", aws={"state_machine_arn": MACHINE})
+    return Runtime(settings, memory_backend(), _stepfunctions=client), stubber
+
+
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:salesflow-pipeline"
+
+
+def test_starting_an_execution_that_exists_already_is_not_an_error() -> None:
+    rt, stubber = _runtime_with("ExecutionAlreadyExists")
+    assert start_execution(rt, "file-abc", {"files": []}) == "file-abc"
+    stubber.assert_no_pending_responses()
+
+
+def test_a_refused_start_is_a_terminal_error_naming_the_execution() -> None:
+    rt, _ = _runtime_with("AccessDeniedException")
+    with pytest.raises(TerminalError, match="file-abc"):
+        start_execution(rt, "file-abc", {"files": []})
+
+
+def test_a_throttled_start_is_transient() -> None:
+    rt, _ = _runtime_with("ThrottlingException")
+    with pytest.raises(TransientError):
+        start_execution(rt, "file-abc", {"files": []})
+
+
+def test_a_started_execution_returns_its_name() -> None:
+    rt, stubber = _runtime_with(None)
+    assert start_execution(rt, "batch-1", {"stages": []}) == "batch-1"
+    stubber.assert_no_pending_responses()

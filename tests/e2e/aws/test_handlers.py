@@ -1,0 +1,119 @@
+"""The handlers' edges on a deployed stack: what the detector ignores, repeated events,
+configuration errors, the live feed, and how errors are named for Step Functions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+
+from salesflow.models import FileStatus
+from tests.e2e.aws.harness import (
+    Stack,
+    executions,
+    invoke,
+    lineage_of,
+    s3_notification,
+    set_function_variables,
+    wait_for_executions,
+)
+
+pytestmark = pytest.mark.aws
+
+SALE = (
+    b'{"sale_id": "h-1", "product": "Lamp", "price": 40.0, "quantity": 1,'
+    b' "timestamp": "2026-02-01T09:00:00Z"}\n'
+)
+
+
+def _invoke_raw(function: str, event: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    response = boto3.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event))
+    return response.get("FunctionError"), json.load(response["Payload"])
+
+
+def _upload(stack: Stack, key: str, body: bytes) -> None:
+    boto3.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=body)
+
+
+def test_the_detector_ignores_what_is_not_a_new_inbox_object(module_stack: Stack) -> None:
+    _upload(module_stack, "processed/old.json", SALE)
+    events = [
+        s3_notification(module_stack.bucket, "processed/old.json", SALE),
+        s3_notification(module_stack.bucket, "inbox/sale_events/", b""),
+        s3_notification(module_stack.bucket, "inbox/sale_events/../../etc/passwd", b""),
+        s3_notification(module_stack.bucket, "inbox/sale_events/never-uploaded.json", SALE),
+        {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]},
+    ]
+    before = len(executions(module_stack.state_machine_arn))
+    for event in events:
+        result = invoke(module_stack.functions["detector"], event)
+        assert result == {"started": [], "pending": [], "batch": []}
+    assert len(executions(module_stack.state_machine_arn)) == before
+
+
+def test_a_repeated_event_starts_one_execution(module_stack: Stack) -> None:
+    key = "inbox/sale_events/twice.jsonl"
+    _upload(module_stack, key, SALE)
+    event = s3_notification(module_stack.bucket, key, SALE)
+    first = invoke(module_stack.functions["detector"], event)
+    again = invoke(module_stack.functions["detector"], event)
+    assert first["started"] == again["started"] and len(first["started"]) == 1
+    assert wait_for_executions(module_stack.state_machine_arn) == ["SUCCEEDED"]
+    assert lineage_of(module_stack)[key].status == FileStatus.SUCCESS
+
+
+def test_the_detector_names_the_missing_state_machine(module_stack: Stack) -> None:
+    detector = module_stack.functions["detector"]
+    key = "inbox/sale_events/no-machine.jsonl"
+    _upload(module_stack, key, SALE.replace(b"h-1", b"h-2"))
+    set_function_variables(detector, SALESFLOW_AWS__STATE_MACHINE_ARN="")
+    try:
+        error, payload = _invoke_raw(detector, s3_notification(module_stack.bucket, key, SALE))
+    finally:
+        set_function_variables(
+            detector, SALESFLOW_AWS__STATE_MACHINE_ARN=module_stack.state_machine_arn
+        )
+    assert error == "Unhandled"
+    assert payload["errorType"] == "TerminalError"
+    assert "SALESFLOW_AWS__STATE_MACHINE_ARN" in payload["errorMessage"]
+
+
+def test_the_live_feed_writes_a_sale_the_pipeline_then_processes(module_stack: Stack) -> None:
+    generated = invoke(module_stack.functions["generator"], {"source": "aws.events"})
+    key, sale = generated["key"], generated["sale"]
+    assert key.startswith("inbox/sale_events/") and key.endswith(".json")
+    body = boto3.client("s3").get_object(Bucket=module_stack.bucket, Key=key)["Body"].read()
+    assert json.loads(body) == sale and 50 <= sale["price"] <= 500
+    invoke(module_stack.functions["detector"], s3_notification(module_stack.bucket, key, body))
+    assert set(wait_for_executions(module_stack.state_machine_arn)) == {"SUCCEEDED"}
+    record = lineage_of(module_stack)[key]
+    assert (record.status, record.rows_in, record.valid) == (FileStatus.SUCCESS, 1, 1)
+
+
+def test_mark_failed_leaves_a_file_that_is_already_final_alone(module_stack: Stack) -> None:
+    error = {"Error": "TerminalError", "Cause": "{}"}
+    done = {"key": "inbox/sale_events/done.jsonl", "status": "DUPLICATE", "seq": 4}
+    assert invoke(module_stack.functions["mark_failed"], {**done, "error": error}) == {
+        **done,
+        "error": error,
+    }
+    stage = invoke(module_stack.functions["mark_failed"], {"states": [done], "error": error})
+    assert stage == {"states": [done]}
+
+
+def test_an_unexpected_value_error_is_reported_as_terminal(module_stack: Stack) -> None:
+    state = {
+        "key": "inbox/sale_events/x.jsonl",
+        "dataset": "sale_events",
+        "lineage_key": "inbox/sale_events/x.jsonl",
+        "seq": 99,
+        "sha256": "0" * 64,
+        "status": "IN_PROGRESS",
+        "days": ["not-a-day"],
+    }
+    error, payload = _invoke_raw(module_stack.functions["aggregate"], {"states": [state]})
+    assert error == "Unhandled"
+    assert payload["errorType"] == "TerminalError"
+    assert payload["errorMessage"].startswith("ValueError: ")
