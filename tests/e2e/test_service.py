@@ -13,7 +13,6 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -196,14 +195,8 @@ class _Hooks(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def webhook_port() -> Iterator[int]:
-    yield _free_port()
-
-
-def test_failing_webhook_does_not_block_ingestion_and_the_alert_is_retried(
-    cli: Cli, webhook_port: int
-) -> None:
+def test_failing_webhook_does_not_block_ingestion_and_the_alert_is_retried(cli: Cli) -> None:
+    webhook_port = _free_port()  # nothing listens there until the test starts a receiver
     env = {
         "SALESFLOW_ALERTS__SINKS": '["jsonl", "webhook"]',
         "SALESFLOW_ALERTS__WEBHOOK_URL": f"http://127.0.0.1:{webhook_port}/hook",
