@@ -34,6 +34,15 @@ class TickResult:
     unsettled: int = 0
 
 
+def _prune(backend: Backend, waiting: list[PendingFile]) -> list[PendingFile]:
+    """Drop pending rows whose object left the inbox (a crash mid-batch, after the file was
+    processed but before its row was removed)."""
+    gone = [p.key for p in waiting if not backend.store.exists(p.key)]
+    if gone:
+        backend.tables.remove_pending(gone)
+    return [p for p in waiting if p.key not in gone]
+
+
 def _dataset_of(backend: Backend, key: str) -> str | None:
     prefixed = keys.inbox_dataset(key)
     if prefixed:
@@ -75,14 +84,23 @@ def tick(
             backend.tables.add_pending(pending)
             continue
         _run(backend, settings, info.key, None, result, progress)
-    waiting = backend.tables.list_pending()
-    result.batch_reason = "forced" if force_batch and waiting else None
-    result.batch_reason = result.batch_reason or batch_due(waiting, settings.batching, now)
+    waiting = _prune(backend, backend.tables.list_pending())
+    # A batch a crash interrupted is finished first, whatever the rules say now.
+    resumed = backend.store.exists(keys.BATCH_MARKER)
+    if resumed or (force_batch and waiting):
+        result.batch_reason = "resumed" if resumed else "forced"
+    else:
+        result.batch_reason = batch_due(waiting, settings.batching, now)
     if result.batch_reason:
         batch = order_batch(waiting, settings.batching.datasets)
+        if not resumed:
+            backend.store.put_bytes(keys.BATCH_MARKER, "\n".join(p.key for p in batch).encode())
         for pending in batch:
             _run(backend, settings, pending.key, pending.dataset, result, progress)
-        backend.tables.remove_pending([p.key for p in batch])
+            if pending.key not in result.retry_later:
+                backend.tables.remove_pending([pending.key])
+        if not any(p.key in result.retry_later for p in batch):
+            backend.store.delete(keys.BATCH_MARKER)
     result.pending = len(backend.tables.list_pending())
     result.alerts = deliver_alerts(backend, max_attempts=settings.alerts.max_attempts)
     return result

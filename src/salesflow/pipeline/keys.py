@@ -12,6 +12,8 @@ PROCESSED = "processed/"
 FAILED = "failed/"
 LAKE = "lake/"
 REPORTS = "reports/validation/"
+BATCH_MARKER = "reports/batches/running.txt"
+"""Present while a batch runs, so a batch a crash interrupted is finished on restart."""
 
 
 def check_key(key: str) -> str:

@@ -103,6 +103,9 @@ def start_file(
         with backend.store.fetch(key) as path:
             sha, size, head = _hash(path)
     except FileNotFoundError as exc:
+        done = tables.get_file(key)
+        if done is not None and done.status != FileStatus.IN_PROGRESS:
+            return StepState.of(done, key)  # already processed and archived: nothing to do
         raise FileLevelError(
             key, "the object is not in the bucket", rule="structure.missing", hint="upload it again"
         ) from exc
