@@ -100,6 +100,7 @@ def serve(
                         settings,
                         settle_seconds=SETTLE_SECONDS,
                         progress=lambda s: _report(s, json_lines),
+                        should_stop=stop.is_set,
                     )
                 timeout = (
                     settings.poll_seconds if observer is None else max(settings.poll_seconds, 5.0)

@@ -16,7 +16,13 @@ from salesflow.pipeline import keys
 from salesflow.pipeline.batching import batch_due, order_batch
 from salesflow.pipeline.delivery import DeliveryResult, deliver_alerts
 from salesflow.pipeline.state import StepState
-from salesflow.pipeline.steps import HEAD_BYTES, process_file, resolve_dataset
+from salesflow.pipeline.steps import (
+    HEAD_BYTES,
+    process_file,
+    recover,
+    resolve_dataset,
+    settle_archived,
+)
 from salesflow.ports import Backend
 
 log = logging.getLogger(__name__)
@@ -63,27 +69,18 @@ def tick(
     force_batch: bool = False,
     settle_seconds: float = 0.0,
     progress: Progress | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
 ) -> TickResult:
     """One pass over the inbox. Batched datasets wait for their batch; the rest run now.
 
     ``force_batch`` runs waiting batch files at once. ``settle_seconds`` leaves alone files
     modified more recently than that (a writer that does not rename may still be writing);
-    ``result.unsettled`` counts them so the caller looks again soon.
+    ``result.unsettled`` counts them so the caller looks again soon. ``should_stop`` is
+    asked before each file, so a SIGTERM stops the service between files.
     """
     now = now or utcnow()
     result = TickResult()
-    batched = set(settings.batching.datasets)
-    # Everything still in the inbox needs work: processed files are moved out.
-    for info in backend.store.list(keys.INBOX):
-        if settle_seconds and (now - info.modified).total_seconds() < settle_seconds:
-            result.unsettled += 1
-            continue
-        dataset = _dataset_of(backend, info.key)
-        if dataset in batched:
-            pending = PendingFile(key=info.key, dataset=dataset, arrived_at=info.modified)
-            backend.tables.add_pending(pending)
-            continue
-        _run(backend, settings, info.key, None, result, progress)
+    _scan(backend, settings, result, now, settle_seconds, progress, should_stop)
     waiting = _prune(backend, backend.tables.list_pending())
     # A batch a crash interrupted is finished first, whatever the rules say now.
     resumed = backend.store.exists(keys.BATCH_MARKER)
@@ -91,19 +88,62 @@ def tick(
         result.batch_reason = "resumed" if resumed else "forced"
     else:
         result.batch_reason = batch_due(waiting, settings.batching, now)
-    if result.batch_reason:
+    if result.batch_reason and not should_stop():
         batch = order_batch(waiting, settings.batching.datasets)
         if not resumed:
             backend.store.put_bytes(keys.BATCH_MARKER, "\n".join(p.key for p in batch).encode())
-        for pending in batch:
-            _run(backend, settings, pending.key, pending.dataset, result, progress)
-            if pending.key not in result.retry_later:
-                backend.tables.remove_pending([pending.key])
-        if not any(p.key in result.retry_later for p in batch):
-            backend.store.delete(keys.BATCH_MARKER)
+        _run_batch(backend, settings, batch, result, progress, should_stop)
     result.pending = len(backend.tables.list_pending())
     result.alerts = deliver_alerts(backend, max_attempts=settings.alerts.max_attempts)
     return result
+
+
+def _scan(
+    backend: Backend,
+    settings: Settings,
+    result: TickResult,
+    now: datetime,
+    settle_seconds: float,
+    progress: Progress | None,
+    should_stop: Callable[[], bool],
+) -> None:
+    """Run what lands in the inbox now; remember batched files as pending."""
+    batched = set(settings.batching.datasets)
+    for info in backend.store.list(keys.INBOX):
+        if should_stop():
+            return
+        if settle_seconds and (now - info.modified).total_seconds() < settle_seconds:
+            result.unsettled += 1
+            continue
+        dataset = _dataset_of(backend, info.key)
+        if dataset not in batched:
+            _run(backend, settings, info.key, None, result, progress)
+            continue
+        settled = settle_archived(backend, info.key)
+        if settled is not None:
+            result.processed.append(settled)
+            continue
+        pending = PendingFile(key=info.key, dataset=dataset, arrived_at=info.modified)
+        backend.tables.add_pending(pending)
+
+
+def _run_batch(
+    backend: Backend,
+    settings: Settings,
+    batch: list[PendingFile],
+    result: TickResult,
+    progress: Progress | None,
+    should_stop: Callable[[], bool],
+) -> None:
+    """The batch's files in order; the marker goes once every file is done."""
+    for pending in batch:
+        if should_stop():
+            return
+        _run(backend, settings, pending.key, pending.dataset, result, progress)
+        if pending.key not in result.retry_later:
+            backend.tables.remove_pending([pending.key])
+    if not any(p.key in result.retry_later for p in batch):
+        backend.store.delete(keys.BATCH_MARKER)
 
 
 def _run(
@@ -161,6 +201,7 @@ def ingest(
     Files are ordered like a batch (products, orders, order_items, then the rest) so
     referential checks see the products and orders given in the same call.
     """
+    recover(backend, settings)  # finish what a crashed run left first
     placed: list[tuple[str, str | None]] = []
     for path in paths:
         name = dataset or _local_dataset(path)

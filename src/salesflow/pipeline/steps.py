@@ -77,10 +77,30 @@ def resolve_dataset(key: str, head: bytes, explicit: str | None) -> str:
             return get_spec(prefixed).name
         except SalesflowError:
             pass
+    if not head.strip(b" \t\r\n\xef\xbb\xbf"):
+        raise FileLevelError(
+            key, "the file is empty", rule="structure.empty", hint="upload the file again"
+        )
     detected = detect_dataset(key, head)
     if detected is None:
         raise UnknownDatasetError(key)
     return detected
+
+
+def settle_archived(backend: Backend, key: str) -> StepState | None:
+    """If the object at ``key`` is a file whose lineage is already final (a crash came
+    between the lineage commit and the move), finish the move and return its state."""
+    record = backend.tables.get_file(key)
+    if record is None or record.status == FileStatus.IN_PROGRESS:
+        return None
+    try:
+        with backend.store.fetch(key) as path:
+            sha = _hash(path)[0]
+    except FileNotFoundError:
+        return None
+    if sha != record.sha256:
+        return None
+    return _complete_archive(backend, record, key)
 
 
 def start_file(

@@ -11,8 +11,6 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from salesflow.datasets import SPECS, get_spec
-from salesflow.datasets.generate import generate as generate_files
-from salesflow.datasets.generate import sale_event
 from salesflow.entrypoints.cli.common import (
     BackendName,
     DataDir,
@@ -72,7 +70,7 @@ def ingest(
     console.print(table("Ingested", STATE_COLUMNS, [_state_row(s) for s in states]))
     for s in states:
         if s.error:
-            console.print(f"[yellow]{s.key}[/yellow]: {s.error}")
+            console.print(f"[yellow]{s.status}[/yellow] {s.error}")
 
 
 def validate(
@@ -121,6 +119,8 @@ def generate(
 
     Example: salesflow generate order_items --rows 1000000 --out data --invalid-rate 0.01
     """
+    from salesflow.datasets.generate import generate as generate_files
+
     if stream:
         _stream(settings_for(data_dir), parse_interval(every), count, seed)
         return
@@ -147,6 +147,7 @@ def _stream(settings: object, interval: float, count: int, seed: int) -> None:
     import random
 
     from salesflow.config import Settings
+    from salesflow.datasets.generate import sale_event
     from salesflow.models import utcnow
 
     assert isinstance(settings, Settings)
@@ -203,6 +204,8 @@ def demo(
 
     Example: salesflow demo --data-dir ./salesflow-demo
     """
+    from salesflow.datasets.generate import generate as generate_files
+
     settings = settings_for(data_dir or Path("salesflow-demo"))
     samples = settings.data_dir / "samples"
     files: list[Path] = []
