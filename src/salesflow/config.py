@@ -85,7 +85,7 @@ class Settings(BaseSettings):
 
     backend: Literal["local", "aws"] = "local"
     data_dir: Path = Path("salesflow-data")
-    chunk_rows: int = Field(1_000_000, ge=1, description="rows validated at a time")
+    chunk_rows: int = Field(250_000, ge=1, description="rows validated at a time (bounds memory)")
     poll_seconds: float = Field(1.0, gt=0, description="inbox polling fallback interval")
     log_level: str = Field("WARNING", description="the service logs at INFO unless this says more")
     failpoint: str | None = Field(
