@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from salesflow.datasets.live import sale_event
 from salesflow.datasets.synth import InjectedFault, Manifest, utc
-from salesflow.datasets.synth_json import generate_orders_json, generate_sale_events, sale_event
+from salesflow.datasets.synth_json import generate_orders_json, generate_sale_events
 from salesflow.datasets.synth_retail import generate_online_retail
 from salesflow.datasets.synth_thelook import generate_thelook
 from salesflow.errors import TerminalError

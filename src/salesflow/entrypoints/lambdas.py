@@ -43,7 +43,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from salesflow.adapters.aws.errors import error_code, translate
 from salesflow.adapters.aws.s3 import decode_event_key
 from salesflow.config import Settings
-from salesflow.datasets.generate import sale_event
+from salesflow.datasets.live import sale_event
 from salesflow.errors import InvalidKeyError, SalesflowError, TerminalError, TransientError
 from salesflow.logs import MaskEmails, mask_email
 from salesflow.models import Alert, FileStatus, PendingFile, utcnow
