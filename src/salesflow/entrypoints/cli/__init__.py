@@ -34,6 +34,7 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     query_cmds.totals,
     query_cmds.alerts,
     query_cmds.audit,
+    query_cmds.compact,
 )
 for command in COMMANDS:
     app.command()(command)
