@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
 
 from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
 from salesflow.models import FileStatus, LetterStatus
+from salesflow.pipeline.state import StepState
 from salesflow.ports import Backend
 
 
@@ -31,6 +34,17 @@ def file_rows(backend: Backend, limit: int | None = None) -> list[dict[str, Any]
         }
         for f in files
     ]
+
+
+def rules_by_file(backend: Backend, states: Sequence[StepState]) -> list[tuple[str, str, int]]:
+    """``(file, rule, records)`` from each file's stored validation report."""
+    rows: list[tuple[str, str, int]] = []
+    for state in states:
+        if not state.report_key or not backend.store.exists(state.report_key):
+            continue
+        report = json.loads(backend.store.get_bytes(state.report_key))
+        rows.extend((state.key, rule, int(n)) for rule, n in sorted(report["rules"].items()))
+    return rows
 
 
 def top_reasons(backend: Backend, limit: int = 10) -> list[tuple[str, int]]:

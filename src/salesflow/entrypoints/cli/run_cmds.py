@@ -219,10 +219,12 @@ def demo(
         info = summary.status(be)
         kpi = summary.kpis(be).tail(5)
         alerts = be.tables.list_alerts()
+        by_rule = summary.rules_by_file(be, states)
     if json_out:
-        emit_json({"files": [_state_json(s) for s in states], "status": info})
+        emit_json({"files": [_state_json(s) for s in states], "status": info, "rules": by_rule})
         return
     console.print(table("Files", STATE_COLUMNS, [_state_row(s) for s in states]))
+    console.print(table("Rejected records by file and rule", ("file", "rule", "records"), by_rule))
     console.print(
         table("Top rejection reasons", ("rule", "records"), list(info["top_reasons"].items()))
     )
