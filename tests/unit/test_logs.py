@@ -1,5 +1,8 @@
 """Emails never reach the logs in clear: message, arguments and tracebacks are masked."""
 
+# The tests log through a logger outside the "salesflow" tree: the Lambda handlers (imported by
+# the AWS suite in the same worker) route "salesflow" to Powertools and stop its propagation.
+
 from __future__ import annotations
 
 import io
@@ -40,7 +43,7 @@ def stream() -> Iterator[io.StringIO]:
 
 
 def test_filter_masks_message_and_args(stream: io.StringIO) -> None:
-    log = logging.getLogger("salesflow.test")
+    log = logging.getLogger("tests.logs")
     log.info("customer foobar@test.com bought %s from %s", "x", "seller@shop.example")
     log.info("by name %(who)s", {"who": "someone@corp.example"})
     log.info("object arg %s", {"email": "inner@corp.example"})
@@ -55,7 +58,7 @@ def test_filter_masks_tracebacks(stream: io.StringIO) -> None:
     try:
         raise ValueError("bad row for leak@corp.example")
     except ValueError:
-        logging.getLogger("salesflow.test").exception("failed")
+        logging.getLogger("tests.logs").exception("failed")
     out = stream.getvalue()
     assert "Traceback" in out and "leak@corp.example" not in out and "l***@corp.example" in out
 
@@ -71,11 +74,11 @@ def test_json_lines(stream: io.StringIO) -> None:
     handler = configure_logging("INFO", json=True)
     handler.setStream(stream)  # type: ignore[attr-defined]
     assert sum(1 for h in root.handlers if h is handler) == 1
-    logging.getLogger("salesflow.test").debug("hidden")
-    logging.getLogger("salesflow.test").warning("to %s", "foobar@test.com")
+    logging.getLogger("tests.logs").debug("hidden")
+    logging.getLogger("tests.logs").warning("to %s", "foobar@test.com")
     (line,) = stream.getvalue().splitlines()
     entry = json.loads(line)
-    assert entry["level"] == "WARNING" and entry["logger"] == "salesflow.test"
+    assert entry["level"] == "WARNING" and entry["logger"] == "tests.logs"
     assert entry["message"] == "to f*****@test.com"
     root.removeHandler(handler)
 
@@ -86,7 +89,7 @@ def test_json_lines_carry_the_traceback(stream: io.StringIO) -> None:
     try:
         raise KeyError("k")
     except KeyError:
-        logging.getLogger("salesflow.test").exception("boom")
+        logging.getLogger("tests.logs").exception("boom")
     entry = json.loads(stream.getvalue().splitlines()[-1])
     assert "KeyError" in entry["exception"]
     logging.getLogger().removeHandler(handler)
