@@ -57,7 +57,6 @@ from salesflow.ports import Backend, Tables
 
 NAMESPACE = "salesflow"
 SERVICE = "salesflow"
-TIMER_SOURCES = frozenset({"salesflow.timer", "aws.events"})
 TERMINAL = (TerminalError, pl.exceptions.PolarsError, ValueError)
 
 Event = dict[str, Any]

@@ -203,16 +203,22 @@ def subscribe_queue(topic_arn: str, name: str) -> str:
 
 
 def drain(queue_url: str) -> list[str]:
-    """Every message body in the queue (received once, not deleted)."""
+    """Every message body in the queue, each once: received, then deleted."""
     sqs = boto3.client("sqs")
     bodies: list[str] = []
     while True:
         got = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=300, WaitTimeSeconds=0
+            QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
         ).get("Messages", [])
         if not got:
             return bodies
         bodies += [m["Body"] for m in got]
+        sqs.delete_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(got)
+            ],
+        )
 
 
 def deploy_stack(name: str = STACK) -> Stack:

@@ -16,9 +16,11 @@ from tests.e2e.aws.harness import (
     invoke,
     lineage_of,
     s3_notification,
+    scheduled_event,
     set_function_variables,
     wait_for_executions,
 )
+from tests.fixtures.thelook import ITEMS_CSV, ORDERS_CSV, PRODUCTS_CSV
 
 pytestmark = pytest.mark.aws
 
@@ -117,3 +119,29 @@ def test_an_unexpected_value_error_is_reported_as_terminal(module_stack: Stack) 
     assert error == "Unhandled"
     assert payload["errorType"] == "TerminalError"
     assert payload["errorMessage"].startswith("ValueError: ")
+
+
+def test_the_timer_starts_a_waiting_batch_in_dependency_order(module_stack: Stack) -> None:
+    detector = module_stack.functions["detector"]
+    files = {
+        "inbox/order_items/t.csv": ITEMS_CSV,
+        "inbox/orders/t.csv": ORDERS_CSV,
+        "inbox/products/t.csv": PRODUCTS_CSV,
+    }
+    for key, text in files.items():
+        _upload(module_stack, key, text.encode())
+        result = invoke(detector, s3_notification(module_stack.bucket, key, text.encode()))
+        assert result["pending"] == [key] and result["batch"] == [] == result["started"]
+    set_function_variables(detector, SALESFLOW_BATCHING__QUIET_SECONDS="0")
+    try:
+        timer = invoke(detector, scheduled_event())
+    finally:
+        set_function_variables(detector, SALESFLOW_BATCHING__QUIET_SECONDS="1200")
+    assert timer["batch"] == list(reversed(files))
+    assert len(timer["started"]) == 1 and timer["started"][0].startswith("batch-")
+    assert set(wait_for_executions(module_stack.state_machine_arn)) == {"SUCCEEDED"}
+    lineage = lineage_of(module_stack)
+    assert all(lineage[key].status == FileStatus.SUCCESS for key in files)
+    assert lineage["inbox/order_items/t.csv"].rejected == 0  # its products and orders were there
+    again = invoke(detector, scheduled_event())
+    assert again["batch"] == [] == again["started"]

@@ -98,3 +98,29 @@ def test_import_handler_needs_a_module_path() -> None:
     assert import_handler(f"{__name__}.echo") is echo
     with pytest.raises(ValueError, match="module.function"):
         import_handler("echo")
+
+
+def test_a_layer_is_seen_by_its_own_thread_only() -> None:
+    import threading
+
+    from tests.fixtures.moto_lambda import ThreadEnviron
+
+    base = {"SHARED": "1"}
+    environ = ThreadEnviron(base)
+    seen: dict[str, object] = {}
+
+    def other_thread() -> None:
+        seen["other"] = environ.get(VARIABLE)
+
+    with environ.layer({VARIABLE: "mine"}):
+        worker = threading.Thread(target=other_thread)
+        worker.start()
+        worker.join()
+        assert environ[VARIABLE] == "mine"
+        assert environ.copy() == {"SHARED": "1", VARIABLE: "mine"} and len(environ) == 2
+        environ["WRITTEN"] = "to-base"
+    assert seen["other"] is None
+    assert VARIABLE not in environ
+    assert base == {"SHARED": "1", "WRITTEN": "to-base"}
+    del environ["WRITTEN"]
+    assert list(environ) == ["SHARED"]

@@ -10,6 +10,7 @@ local backend. Each test checks one promise against what the run left behind.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from salesflow.models import Alert, DeadLetter, FileRecord, FileStatus
 from salesflow.pipeline.steps import process_file
 from salesflow.ports import Backend
 from tests.e2e.aws.calls import CallCounter
+from tests.e2e.aws.cost import estimate, per_thousand, seed_design
 from tests.e2e.aws.harness import (
     Stack,
     Throttle,
@@ -52,6 +54,9 @@ TRIO = ("products", "orders", "order_items")
 BROKEN = "inbox/orders_json/broken.json"
 DUPLICATE = "inbox/orders_json/same-again.json"
 QUIET_SECONDS = 1.0
+# docs/aws.md's measurements: SALESFLOW_E2E_SCALE=20 SALESFLOW_COST_REPORT=out.json pytest ...
+SCALE = int(os.environ.get("SALESFLOW_E2E_SCALE", "1"))
+COST_REPORT = os.environ.get("SALESFLOW_COST_REPORT")
 
 
 @dataclass
@@ -61,7 +66,7 @@ class Run:
     stack: Stack
     files: dict[str, bytes]  # inbox key -> content
     statuses: list[str]
-    timer: dict[str, Any]  # what the detector did when the batching timer fired
+    detected: list[dict[str, Any]]  # what the detector did for each event, the timer's last
     states: list[str]
     calls: dict[str, Any]
     throttled: int
@@ -85,33 +90,47 @@ class Run:
     def of(self, handler: str) -> list[Invocation]:
         return [c for c in self.invocations if c.handler.endswith(f".{handler}")]
 
+    def cost_report(self) -> dict[str, Any]:
+        """The measured run, as ``tests.e2e.aws.cost`` reads it."""
+        files = len(self.files)
+        return {
+            **self.calls,
+            "rows_in": self.rows_in,
+            "files": files,
+            "records_per_file": self.rows_in / files,
+            "transitions": len(self.states),
+            "invocations": dict(Counter(c.function for c in self.invocations)),
+        }
+
 
 def _generated(folder: Path) -> dict[str, bytes]:
     """Small files of every dataset with faults; the trio last, in reverse dependency order."""
     files: dict[str, bytes] = {}
     for dataset, rows, rate in (
-        ("orders_json", 50, 0.05),
-        ("online_retail", 50, 0.03),
-        ("sale_events", 30, 0.05),
+        ("orders_json", 50 * SCALE, 0.05),
+        ("online_retail", 50 * SCALE, 0.03),
+        ("sale_events", 30 * SCALE, 0.05),
     ):
         (path,) = generate(dataset, rows, folder / dataset, invalid_rate=rate, seed=5).files
         files[f"inbox/{dataset}/{path.name}"] = path.read_bytes()
     files[BROKEN] = b"this is not JSON at all \x00\xff"
-    thelook = generate("order_items", 100, folder / "thelook", invalid_rate=0.03, seed=11)
+    thelook = generate("order_items", 100 * SCALE, folder / "thelook", invalid_rate=0.03, seed=11)
     by_name = {p.stem: p for p in thelook.files}
     for dataset in reversed(TRIO):
         files[f"inbox/{dataset}/{dataset}.csv"] = by_name[dataset].read_bytes()
     return files
 
 
-def _deliver(stack: Stack, files: dict[str, bytes], counter: CallCounter) -> None:
+def _deliver(stack: Stack, files: dict[str, bytes], counter: CallCounter) -> list[dict[str, Any]]:
     """Upload each file and hand its S3 event to the detector, as AWS would."""
     s3 = boto3.client("s3")
+    results = []
     for i, (key, body) in enumerate(files.items()):
         s3.put_object(Bucket=stack.bucket, Key=key, Body=body)
         shape = s3_notification if i % 2 else eventbridge_object_created
         with counter.including_main():
-            invoke(stack.functions["detector"], shape(stack.bucket, key, body))
+            results.append(invoke(stack.functions["detector"], shape(stack.bucket, key, body)))
+    return results
 
 
 def _state_of(backend: Backend) -> dict[str, Any]:
@@ -172,11 +191,11 @@ def run(
         files = _generated(folder / "files")
 
         throttle.active = True
-        _deliver(stack, files, counter)
+        detected = _deliver(stack, files, counter)
         time.sleep(QUIET_SECONDS + 0.1)
         with counter.including_main():
-            timer = invoke(detector, scheduled_event())
-        statuses = wait_for_executions(stack.state_machine_arn)
+            detected.append(invoke(detector, scheduled_event()))
+        statuses = wait_for_executions(stack.state_machine_arn, timeout=120.0 * SCALE)
         throttle.active = False
         counter.enabled = False
         states = states_entered(stack.state_machine_arn)
@@ -194,7 +213,7 @@ def run(
             stack=stack,
             files=files,
             statuses=statuses,
-            timer=timer,
+            detected=detected,
             states=states,
             calls=counter.snapshot(),
             throttled=throttle.throttled,
@@ -287,8 +306,9 @@ def test_throttled_batch_writes_were_retried_and_nothing_was_lost(run: Run) -> N
         assert stored == sum(r.valid for r in run.lineage.values() if r.dataset == dataset)
 
 
-def test_the_timer_ran_the_trio_as_ordered_stages_of_one_execution(run: Run) -> None:
-    assert run.timer["batch"] == [f"inbox/{d}/{d}.csv" for d in TRIO]
+def test_the_trio_ran_as_ordered_stages_of_one_batch(run: Run) -> None:
+    batches = [d["batch"] for d in run.detected if d["batch"]]
+    assert batches == [[f"inbox/{d}/{d}.csv" for d in TRIO]]
     loads = [c.event["key"] for c in run.of("validate_load")]
     assert [k.split("/")[1] for k in loads if k.split("/")[1] in TRIO] == list(TRIO)
     stages = [[s["dataset"] for s in c.event["states"]] for c in run.of("aggregate")]
@@ -314,3 +334,14 @@ def test_records_are_batched_per_invocation_never_one_lambda_per_record(run: Run
     assert calls.get("dynamodb:PutItem", 0) < run.rows_in / 5
     assert written["dynamodb:BatchWriteItem"] >= run.rows_in / 2
     assert calls["dynamodb:BatchWriteItem"] < written["dynamodb:BatchWriteItem"] / 5
+
+
+def test_a_million_records_cost_a_fraction_of_one_lambda_per_record(run: Run) -> None:
+    report = run.cost_report()
+    if COST_REPORT:
+        Path(COST_REPORT).write_text(json.dumps(report, indent=2, sort_keys=True))
+    ours, seed = estimate(report).cost(), seed_design().cost()
+    assert ours["Step Functions transitions"] < seed["Step Functions transitions"] / 10
+    assert ours["Lambda requests"] < seed["Lambda requests"] / 10
+    assert ours["total"] < seed["total"] / 5
+    assert per_thousand(report)["lambda:Invoke"] < 100
