@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import random
 import sys
 import threading
@@ -64,6 +63,9 @@ Result = dict[str, Any]
 Handler = Callable[[Event, Any], Result]
 
 
+_lock = threading.RLock()
+
+
 class _Stdout:
     """``sys.stdout`` looked up at each write, so logs follow whatever stdout is now."""
 
@@ -74,11 +76,22 @@ class _Stdout:
         sys.stdout.flush()
 
 
-logger = Logger(service=SERVICE, stream=cast(Any, _Stdout()))
-# Records of salesflow's own modules (children of this logger) get the JSON format too, with
-# emails masked; the Lambda runtime's root handler would print each line a second time.
-logger.registered_handler.addFilter(MaskEmails())
-logging.getLogger(SERVICE).propagate = False
+_logger: Logger | None = None
+
+
+def log() -> Logger:
+    """The Powertools logger, made on first use (so importing this module configures nothing).
+
+    Records of salesflow's own modules (children of the ``salesflow`` logger) get its JSON
+    format too, with emails masked; Powertools keeps the Lambda runtime's root handler from
+    printing them a second time.
+    """
+    global _logger
+    with _lock:
+        if _logger is None:
+            _logger = Logger(service=SERVICE, stream=cast(Any, _Stdout()))
+            _logger.registered_handler.addFilter(MaskEmails())
+        return _logger
 
 
 @dataclass
@@ -98,7 +111,6 @@ class Runtime:
         return self._stepfunctions
 
 
-_lock = threading.Lock()
 _runtimes: dict[str, Runtime] = {}
 
 
@@ -144,24 +156,27 @@ def _task(function: Callable[[Runtime, Event, _Metrics], Result]) -> Handler:
     """A Lambda handler around ``function``: logging context, metrics, error names."""
     name = function.__name__.lstrip("_")
 
-    @logger.inject_lambda_context(clear_state=True)
-    @functools.wraps(function)
-    def handler(event: Event, context: Any) -> Result:
+    def run(event: Event, context: Any) -> Result:
         started = time.perf_counter()
         metrics = _Metrics(name)
         try:
             return function(runtime(), event, metrics)
         except TransientError as exc:
-            logger.warning("transient failure, retried", extra={"error": mask_email(str(exc))})
+            log().warning("transient failure, retried", extra={"error": mask_email(str(exc))})
             _reraise_as(TransientError, exc)
         except TERMINAL as exc:
-            logger.error("terminal failure", extra={"error": mask_email(str(exc))})
+            log().error("terminal failure", extra={"error": mask_email(str(exc))})
             _reraise_as(TerminalError, exc)
         finally:
             metrics.flush(started)
 
+    @functools.wraps(function)
+    def handler(event: Event, context: Any) -> Result:
+        traced: Handler = log().inject_lambda_context(run, clear_state=True)
+        return traced(event, context)
+
     handler.__name__ = name
-    return cast(Handler, handler)
+    return handler
 
 
 # ---------------------------------------------------------------------------------- detector
@@ -224,7 +239,7 @@ def start_execution(rt: Runtime, name: str, payload: Event) -> str:
     except ClientError as exc:
         if error_code(exc) != "ExecutionAlreadyExists":
             raise translate(exc, f"states start-execution {name}") from exc
-        logger.info("execution already started", extra={"execution": name})
+        log().info("execution already started", extra={"execution": name})
     except BotoCoreError as exc:
         raise translate(exc, f"states start-execution {name}") from exc
     return name
@@ -246,15 +261,15 @@ def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
     for arrival in arrivals(event):
         key = arrival.key
         if not key.startswith(keys.INBOX) or key.endswith("/"):
-            logger.info("ignored: not an inbox object", extra={"key": key})
+            log().info("ignored: not an inbox object", extra={"key": key})
             continue
         try:
             keys.check_key(key)
         except InvalidKeyError as exc:
-            logger.warning("ignored: unsafe key", extra={"key": key, "error": mask_email(str(exc))})
+            log().warning("ignored: unsafe key", extra={"key": key, "error": mask_email(str(exc))})
             continue
         if not backend.store.exists(key):
-            logger.info("ignored: no longer in the inbox", extra={"key": key})
+            log().info("ignored: no longer in the inbox", extra={"key": key})
             continue
         dataset = keys.inbox_dataset(key)
         if dataset in batched:
@@ -269,7 +284,7 @@ def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
         started.append(start_execution(rt, name, {"stages": stages(batch)}))
         backend.tables.remove_pending([f.key for f in batch])
     metrics.count("ExecutionsStarted", len(started))
-    logger.info("detected", extra={"started": started, "pending": waiting})
+    log().info("detected", extra={"started": started, "pending": waiting})
     return {"started": started, "pending": waiting, "batch": [f.key for f in batch or []]}
 
 
@@ -297,7 +312,7 @@ class _AlertsOf:
 def _deliver_alerts_of(rt: Runtime, key: str) -> None:
     view = replace(rt.backend, tables=cast(Tables, _AlertsOf(rt.backend.tables, key)))
     result = deliver_alerts(view, max_attempts=rt.settings.alerts.max_attempts)
-    logger.info("alerts", extra={"key": key, "sent": result.sent, "retrying": result.retrying})
+    log().info("alerts", extra={"key": key, "sent": result.sent, "retrying": result.retrying})
 
 
 def _validate_load(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
@@ -305,14 +320,14 @@ def _validate_load(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
     state = start_file(rt.backend, rt.settings, key, dataset=event.get("dataset"))
     if state.done:
         metrics.count("FilesProcessed", 1)
-        logger.info("file already done", extra={"key": key, "status": state.status})
+        log().info("file already done", extra={"key": key, "status": state.status})
         return state.to_dict()
     state = load_file(rt.backend, rt.settings, state)
     _deliver_alerts_of(rt, key)
     metrics.count("RowsIn", state.rows_in)
     metrics.count("RowsValid", state.valid)
     metrics.count("RowsRejected", state.rejected)
-    logger.info(
+    log().info(
         "file loaded",
         extra={
             "key": key,
@@ -336,9 +351,7 @@ def _aggregate(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
         files = list(group)
         days = sorted({d for s in files for d in s.days})
         aggregate_step(rt.backend, rt.settings, replace(files[0], days=days))
-        logger.info(
-            "aggregated", extra={"dataset": dataset, "files": len(files), "days": len(days)}
-        )
+        log().info("aggregated", extra={"dataset": dataset, "files": len(files), "days": len(days)})
     return {"states": [s.to_dict() for s in states]}
 
 
@@ -348,7 +361,7 @@ aggregate = _task(_aggregate)
 def _archive(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
     state = finish_file(rt.backend, rt.settings, StepState.from_dict(event))
     metrics.count("FilesProcessed", 1)
-    logger.info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
+    log().info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
     return state.to_dict()
 
 
@@ -372,7 +385,7 @@ def _fail_one(rt: Runtime, file: Event, message: str, metrics: _Metrics) -> Resu
         return file  # already final (DUPLICATE, FAILED): nothing to undo
     state = fail_file(rt.backend, rt.settings, str(file["key"]), message, sha256=file.get("sha256"))
     metrics.count("FilesFailed", 1)
-    logger.error("file failed", extra={"key": state.key, "error": mask_email(message)})
+    log().error("file failed", extra={"key": state.key, "error": mask_email(message)})
     return state.to_dict()
 
 
@@ -403,7 +416,7 @@ def _generator(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
     key = f"{keys.INBOX}sale_events/sale-{now:%Y%m%dT%H%M%S%f}-{sale['sale_id'][:8]}.json"
     rt.backend.store.put_bytes(key, json.dumps(sale).encode())
     metrics.count("SalesGenerated", 1)
-    logger.info("sale generated", extra={"key": key, "amount": sale["price"] * sale["quantity"]})
+    log().info("sale generated", extra={"key": key, "amount": sale["price"] * sale["quantity"]})
     return {"key": key, "sale": sale}
 
 

@@ -145,3 +145,23 @@ def test_the_timer_starts_a_waiting_batch_in_dependency_order(module_stack: Stac
     assert lineage["inbox/order_items/t.csv"].rejected == 0  # its products and orders were there
     again = invoke(detector, scheduled_event())
     assert again["batch"] == [] == again["started"]
+
+
+def test_logs_are_json_with_emails_masked_and_metrics_are_emf(
+    module_stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from salesflow.entrypoints.lambdas import log
+
+    capsys.readouterr()
+    done = {"key": "inbox/sale_events/final.jsonl", "status": "SUCCESS"}
+    invoke(module_stack.functions["mark_failed"], {**done, "error": "x"})
+    log().warning("customer foobar@test.com complained")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    (emf,) = [line for line in lines if "_aws" in line]
+    metrics = emf["_aws"]["CloudWatchMetrics"][0]
+    assert metrics["Namespace"] == "salesflow"
+    assert [m["Name"] for m in metrics["Metrics"]] == ["LatencyMs"]
+    assert emf["function"] == "mark_failed"
+    (warning,) = [line for line in lines if line.get("level") == "WARNING"]
+    assert warning["message"] == "customer f*****@test.com complained"
+    assert warning["service"] == "salesflow"
