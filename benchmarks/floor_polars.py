@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 STATUSES = ("Processing", "Shipped", "Complete", "Cancelled", "Returned")
@@ -94,8 +95,9 @@ def _norm(name: str) -> str:
 
 
 def read_strings(path: Path, schema: Schema) -> pl.DataFrame:
-    """The file as stripped strings named after the schema (blank -> null), records that
-    are entirely blank dropped, and ``_overflow`` true where a record has too many fields."""
+    """The file as the strings it holds, named after the schema (absent columns all null),
+    without records that are entirely blank, and ``_overflow`` true where a record has more
+    fields than the header. Values are not stripped here: see :func:`typed_columns`."""
     with path.open(encoding="utf-8-sig", newline="") as fh:
         header = [c.strip() for c in next(csv.reader(fh), [])]
     names = [_norm(h) for h in header]
@@ -112,25 +114,31 @@ def read_strings(path: Path, schema: Schema) -> pl.DataFrame:
         missing_columns="insert",
         raise_if_empty=False,
     )
-    picked: list[pl.Expr] = []
-    used: set[int] = set()
-    for name in schema:
-        if _norm(name) not in names:
-            picked.append(pl.lit(None, dtype=pl.Utf8).alias(name))
-            continue
-        index = names.index(_norm(name))
-        used.add(index)
-        value = pl.col(cols[index]).str.strip_chars()
-        picked.append(pl.when(value != "").then(value).alias(name))
+    frame = _drop_blank_records(frame, cols)
+    picked = [
+        pl.col(cols[names.index(_norm(n))]).alias(n)
+        if _norm(n) in names
+        else pl.lit(None, dtype=pl.Utf8).alias(n)
+        for n in schema
+    ]
     overflow = pl.col(OVERFLOW).is_not_null() & (pl.col(OVERFLOW) != "")
-    others = [pl.col(c).str.strip_chars() == "" for i, c in enumerate(cols) if i not in used]
-    frame = frame.select(
-        *picked, overflow.alias(OVERFLOW), *[o.alias(f"_o{i}") for i, o in enumerate(others)]
-    )
-    blank = pl.all_horizontal(
-        [pl.col(n).is_null() for n in schema] + [pl.col(f"_o{i}") for i in range(len(others))]
-    )
-    return frame.filter(~blank).select(*schema, OVERFLOW)
+    return frame.select(*picked, overflow.alias(OVERFLOW))
+
+
+def _drop_blank_records(frame: pl.DataFrame, cols: list[str]) -> pl.DataFrame:
+    """Drop records with no value at all (every field empty or absent), as salesflow does;
+    a field of spaces is a value. Only records whose first field is empty can be blank, so
+    only those few are checked in full."""
+    first = pl.col(cols[0])
+    maybe = frame.select(first.is_null() | (first == "")).to_series()
+    if not maybe.any():
+        return frame
+    rows = maybe.arg_true()
+    blank = pl.all_horizontal([pl.col(c) == "" for c in cols])
+    # an absent field compares as null: a record of empty and absent fields is blank too
+    kept = frame[rows].select((~blank).fill_null(False)).to_series()
+    keep = pl.Series(np.ones(frame.height, dtype=bool)).scatter(rows.filter(~kept), False)
+    return frame.filter(keep)
 
 
 def _full_grammar(s: pl.Series) -> pl.Series:
@@ -159,19 +167,38 @@ def parse_datetime(s: pl.Series) -> pl.Series:
     return fast.scatter(missed, _full_grammar(s.gather(missed)))
 
 
-def _typed(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame:
-    exprs: list[pl.Expr | pl.Series] = []
+def _parse(kind: str, s: pl.Series) -> pl.Series:
+    if kind == "int":
+        return s.cast(pl.Int64, strict=False)
+    if kind == "float":
+        value = s.cast(pl.Float64, strict=False)
+        return value.to_frame().select(pl.when(value.is_finite()).then(value)).to_series()
+    return parse_datetime(s)
+
+
+def typed_columns(frame: pl.DataFrame, schema: Schema) -> pl.DataFrame:
+    """``t:<name>`` (typed value) and ``m:<name>`` (missing: null, empty or whitespace).
+
+    Text is stripped. Numbers and dates are parsed from the raw strings; only values that
+    fail are stripped and parsed again (padding is rare; stripping every value of a column
+    costs as much as parsing it)."""
+    out: list[pl.Series] = []
     for name, (kind, _, _) in schema.items():
-        if kind == "int":
-            exprs.append(pl.col(name).cast(pl.Int64, strict=False).alias(f"t:{name}"))
-        elif kind == "float":
-            value = pl.col(name).cast(pl.Float64, strict=False)
-            exprs.append(pl.when(value.is_finite()).then(value).alias(f"t:{name}"))
-        elif kind == "date":
-            exprs.append(parse_datetime(frame.get_column(name)).alias(f"t:{name}"))
-        else:
-            exprs.append(pl.col(name).alias(f"t:{name}"))
-    return frame.with_columns(exprs)
+        raw = frame.get_column(name)
+        if kind in ("text", "status"):
+            text = raw.str.strip_chars()
+            text = text.to_frame().select(pl.when(text != "").then(text)).to_series()
+            out += [text.alias(f"t:{name}"), text.is_null().alias(f"m:{name}")]
+            continue
+        value = _parse(kind, raw)
+        missing = (raw.is_null() | (raw == "")).fill_null(True)
+        retry = (value.is_null() & ~missing).arg_true()
+        if retry.len():
+            stripped = raw.gather(retry).str.strip_chars()
+            value = value.scatter(retry, _parse(kind, stripped))
+            missing = missing.scatter(retry.filter(stripped == ""), True)
+        out += [value.alias(f"t:{name}"), missing.alias(f"m:{name}")]
+    return frame.with_columns(out)
 
 
 def _rules(
@@ -179,15 +206,15 @@ def _rules(
 ) -> list[tuple[str, pl.Expr]]:
     rules: list[tuple[str, pl.Expr]] = []
     for name, (kind, required, _) in schema.items():
-        raw, typed = pl.col(name), pl.col(f"t:{name}")
+        missing, typed = pl.col(f"m:{name}"), pl.col(f"t:{name}")
         if required:
-            rules.append(("presence.required", raw.is_null()))
+            rules.append(("presence.required", missing))
         if kind in TYPE_RULES:
-            rules.append((TYPE_RULES[kind], raw.is_not_null() & typed.is_null()))
+            rules.append((TYPE_RULES[kind], ~missing & typed.is_null()))
         if kind == "date":
             rules.append(("date.future", typed > pl.lit(now)))
         if kind == "status":
-            rules.append(("enum.status", raw.is_not_null() & ~raw.is_in(STATUSES)))
+            rules.append(("enum.status", ~missing & ~typed.is_in(STATUSES)))
     t = {name: pl.col(f"t:{name}") for name in schema}
     if dataset == "products":
         rules += [
@@ -214,7 +241,7 @@ def validate(
     references: dict[str, pl.Series] | None = None,
 ) -> FloorFile:
     """Every rule over the whole file at once; a too-long record breaks only that rule."""
-    frame = _typed(read_strings(path, schema), schema)
+    frame = typed_columns(read_strings(path, schema), schema)
     rules = _rules(dataset, schema, now, references or {})
     by_rule: dict[str, list[pl.Expr]] = {"structure.field_count": [pl.col(OVERFLOW)]}
     for rule, broken in rules:

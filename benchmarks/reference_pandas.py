@@ -9,8 +9,16 @@ project would write them (a column schema, one boolean mask per rule, reasons bu
 rejected rows), with no persistence of records. It imports nothing from salesflow, so
 agreeing with salesflow is evidence, not an echo.
 
-Not deliberately slow: masks are vectorized per chunk, and the cross-chunk state (key sets)
-is probed with ``set`` membership, not ``Series.isin(set)`` (which copies the set per chunk).
+Written as a competent pandas engineer would, not deliberately slow: numbers are left to the
+C parser (a chunk holding a bad value arrives as text and is parsed value by value), dates
+go through one fixed format first, masks are vectorized per chunk, and the cross-chunk
+state (key sets) is probed with ``set`` membership, not ``Series.isin(set)`` (which copies
+the set for every chunk). Row-wise Python runs only on rejected rows (their reasons).
+
+One known difference from salesflow: in a chunk where an integer column has a blank, the
+parser reads it as floats, so ``1.0`` passes as the integer 1 (salesflow says type.integer).
+The generator never writes such values; ``tests/unit/test_bench_reference.py`` pins the
+agreement on generated data and on hand-made edge cases.
 """
 
 from __future__ import annotations
@@ -233,10 +241,9 @@ class ChunkedValidator:
     def _chunk(
         self, index: int, raw: pd.DataFrame, renamed: dict[str, str], report_dir: Path | None
     ) -> None:
-        stripped = raw.apply(_strip)
         header_cols = [c for c in raw.columns if c != OVERFLOW]
-        stripped = stripped.dropna(how="all", subset=header_cols)
-        raw = raw.loc[stripped.index]
+        raw = raw.dropna(how="all", subset=header_cols)  # a line of empty fields: no record
+        stripped = raw.apply(_strip)
         chunk = stripped[list(renamed)].rename(columns=renamed)
         for column in self.schema:
             if column not in chunk:

@@ -110,8 +110,9 @@ def test_agreement_check_catches_a_wrong_kpi(thelook: dict[str, Any]) -> None:
 
 
 def test_edge_cases_match_salesflow(tmp_path: Path) -> None:
-    """Shapes the generator does not make: T/Z/offset dates, padding, a blank line, a
-    record with an extra field, a bare date, a whitespace-only required value."""
+    """Shapes the generator does not make: T/Z/offset dates, padding, a blank line and a
+    line of empty fields (no record at all), a line of spaces (a record missing its
+    values), a record with an extra field, a bare date, a whitespace-only value."""
     day = (NOW - timedelta(days=3)).date()
     (tmp_path / "products.csv").write_text(
         "id,cost,category,name,brand,retail_price,department,sku\n"
@@ -126,6 +127,8 @@ def test_edge_cases_match_salesflow(tmp_path: Path) -> None:
         f"2,10,1,2,Returned,{day} 23:30:00+02:00,4",
         f"3,11,1,1, Shipped ,{day} 10:00,  7.25 ",
         "",
+        ",,,,,,",
+        " , ,\t, , , , ",
         f"4,11,1,2,Complete,{day},3",
         f"5,11,1,2,Complete,{day} 10:00:00 UTC,3,extra",
         f"6,11,  ,2,Complete,{day} 10:00:00 UTC,3",
@@ -140,7 +143,7 @@ def test_edge_cases_match_salesflow(tmp_path: Path) -> None:
     assert expected["files"]["order_items"]["valid"] == 5
     assert expected["files"]["order_items"]["rules"] == {
         "structure.field_count": 1,
-        "presence.required": 1,
+        "presence.required": 2,  # the blank user_id, and the record of spaces
         "type.date": 1,
     }
     ordered = [paths["products"], paths["orders"], paths["order_items"]]
