@@ -56,11 +56,6 @@ def function_names(stack_name: str) -> dict[str, str]:
     return out
 
 
-def outputs_of(stack_name: str) -> dict[str, str]:
-    stack = boto3.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-
-
 def set_function_variables(function: str, **variables: str) -> None:
     """Add environment variables to a deployed function (test-only tuning, e.g. batching)."""
     client = boto3.client("lambda")
@@ -222,42 +217,32 @@ def drain(queue_url: str) -> list[str]:
 
 
 def deploy_stack(name: str = STACK) -> Stack:
-    """Deploy infra/template.yaml (state machine inlined) into the emulator's CloudFormation.
+    """Deploy the stack with ``salesflow aws deploy``'s own code into the emulator.
 
-    The Lambda package is a stand-in zip: the dispatch fixture runs the handlers from this
-    checkout, so only the functions' configuration (handler, environment) matters here.
+    The Lambda package is a stand-in zip (what it was built for, and an empty package): the
+    dispatch fixture runs the handlers from this checkout, so only the functions'
+    configuration (handler, environment) matters here. The live feed's schedule is off.
     """
-    import io
+    import tempfile
     import warnings
     import zipfile
+    from pathlib import Path
 
-    from salesflow.adapters.aws.template import template_text
+    from salesflow.adapters.aws.deploy import deploy
+    from salesflow.adapters.aws.package import MANIFEST
 
-    s3 = boto3.client("s3")
-    code_bucket = f"{name}-code"
-    s3.create_bucket(Bucket=code_bucket)
-    package = io.BytesIO()
-    with zipfile.ZipFile(package, "w") as archive:
-        archive.writestr("salesflow/__init__.py", "")
-    s3.put_object(Bucket=code_bucket, Key="lambda.zip", Body=package.getvalue())
-    cfn = boto3.client("cloudformation")
-    with warnings.catch_warnings():
-        # moto warns about the resource types it does not emulate (bucket policy, alarm).
-        warnings.simplefilter("ignore", UserWarning)
-        cfn.create_stack(
-            StackName=name,
-            TemplateBody=template_text(),
-            Parameters=[
-                {"ParameterKey": "CodeBucket", "ParameterValue": code_bucket},
-                {"ParameterKey": "CodeKey", "ParameterValue": "lambda.zip"},
-                {"ParameterKey": "LiveFeed", "ParameterValue": "DISABLED"},
-            ],
-            Capabilities=["CAPABILITY_IAM"],
-        )
-        cfn.get_waiter("stack_create_complete").wait(
-            StackName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 120}
-        )
-    return Stack(name, outputs_of(name), function_names(name))
+    with tempfile.TemporaryDirectory(prefix="salesflow-e2e-") as tmp:
+        package = Path(tmp) / "salesflow-lambda-stub.zip"
+        with zipfile.ZipFile(package, "w") as archive:
+            archive.writestr(MANIFEST, json.dumps({"python": "3.12"}))
+            archive.writestr("salesflow/__init__.py", "")
+        with warnings.catch_warnings():
+            # moto warns about the resource types it does not emulate (bucket policy, alarm).
+            warnings.simplefilter("ignore", UserWarning)
+            outputs = deploy(
+                Settings(), stack_name=name, package=package, live_feed=False, poll_seconds=1
+            )
+    return Stack(name, outputs, function_names(name))
 
 
 class Throttle:
