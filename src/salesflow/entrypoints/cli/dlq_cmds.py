@@ -21,7 +21,6 @@ from salesflow.entrypoints.cli.common import (
 )
 from salesflow.logs import mask_email
 from salesflow.models import DeadLetter, LetterStatus
-from salesflow.pipeline import dlq as ops
 from salesflow.ports import Backend
 
 app = typer.Typer(help="Work with rejected records (the dead-letter queue).", no_args_is_help=True)
@@ -108,6 +107,8 @@ def export(
 
     Example: salesflow dlq export --format csv --out fix.csv
     """
+    from salesflow.pipeline import dlq as ops
+
     with open_backend(settings_for(data_dir, backend)) as be:
         text = ops.export(_select(be, status, file, rule, None), fmt)
     if out is None:
@@ -134,6 +135,8 @@ def redrive(
 
     Example: salesflow dlq redrive --from fix.csv
     """
+    from salesflow.pipeline import dlq as ops
+
     settings = settings_for(data_dir, backend)
     with open_backend(settings) as be, processing_lock(settings):
         corrections = dict(ops.read_corrections(corrected)) if corrected else {}

@@ -23,7 +23,6 @@ from salesflow.entrypoints.cli.common import (
     table,
 )
 from salesflow.pipeline import summary
-from salesflow.pipeline.inbox import ingest as ingest_files
 from salesflow.pipeline.state import StepState
 
 STATE_COLUMNS = ("file", "dataset", "status", "rows_in", "valid", "rejected")
@@ -48,6 +47,8 @@ def ingest(
 
     Example: salesflow ingest orders.json products.csv --json
     """
+    from salesflow.pipeline.inbox import ingest as ingest_files
+
     settings = settings_for(data_dir, backend)
     if dataset:
         get_spec(dataset)
@@ -205,6 +206,7 @@ def demo(
     Example: salesflow demo --data-dir ./salesflow-demo
     """
     from salesflow.datasets.generate import generate as generate_files
+    from salesflow.pipeline.inbox import ingest as ingest_files
 
     settings = settings_for(data_dir or Path("salesflow-demo"))
     samples = settings.data_dir / "samples"
