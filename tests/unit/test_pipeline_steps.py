@@ -203,3 +203,16 @@ def test_moving_a_record_to_another_day_refreshes_both_days(
     assert by_day[date(2024, 3, 2)]["items"] == 1
     assert by_day[date(2024, 3, 1)]["items"] == 4
     assert audit(backend).ok
+
+
+def test_same_file_sent_again_to_the_same_key_is_duplicate(
+    backend: Backend, settings: Settings
+) -> None:
+    key = "inbox/orders_json/a.json"
+    first = process_file(backend, settings, _put(backend, key, json.dumps(SEED_002)))
+    again = process_file(backend, settings, _put(backend, key, json.dumps(SEED_002)))
+    assert (first.status, again.status) == ("SUCCESS", "DUPLICATE")
+    assert again.lineage_key == f"{key}#{again.seq}"
+    assert not backend.store.exists(key)
+    assert backend.records.count_by_seq("orders_json") == {first.seq: 1}
+    assert audit(backend).ok
