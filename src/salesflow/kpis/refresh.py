@@ -37,16 +37,40 @@ def _replace(
     tables.replace_aggregates(spec, delete=gone, upsert=fresh)
 
 
+def _by_month(days: Collection[date]) -> list[list[date]]:
+    """``days`` sorted and grouped by calendar month (the lake's partitions)."""
+    months: dict[tuple[int, int], list[date]] = {}
+    for day in sorted(set(days)):
+        months.setdefault((day.year, day.month), []).append(day)
+    return list(months.values())
+
+
 def refresh_kpis(records: RecordStore, tables: Tables, days: Collection[date]) -> None:
-    """Order and category KPIs for ``days``, from the current order_items and products."""
+    """Order and category KPIs for ``days``, from the current order_items and products.
+
+    Every KPI is per day, so the items are read and aggregated a month at a time: memory
+    holds one month of records, not all of them (a bulk load touches every day).
+    """
     if not days:
         return
-    wanted = sorted(set(days))
-    items = records.read("order_items", days=wanted, columns=KPI_COLUMNS)
-    products = records.read("products", columns=["category"])
-    values: list[object] = list(wanted)
-    _replace(tables, ORDER_KPIS, order_kpis(items), column="day", values=values)
-    _replace(tables, CATEGORY_KPIS, category_kpis(items, products), column="day", values=values)
+    products = records.read("products", columns=["category"]).select("_key", "category")
+    orders: list[pl.DataFrame] = []
+    categories: list[pl.DataFrame] = []
+    for month in _by_month(days):
+        items = records.read("order_items", days=month, columns=KPI_COLUMNS)
+        items = items.select("_day", *KPI_COLUMNS)
+        orders.append(order_kpis(items))
+        categories.append(category_kpis(items, products))
+        del items  # free this month before the next one is read
+    values: list[object] = list(sorted(set(days)))
+    _replace(tables, ORDER_KPIS, pl.concat(orders), column="day", values=values)
+    _replace(
+        tables,
+        CATEGORY_KPIS,
+        pl.concat(categories).sort("category", "day"),
+        column="day",
+        values=values,
+    )
 
 
 def refresh_totals(records: RecordStore, tables: Tables, dataset: str) -> None:
