@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import signal
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -98,9 +99,18 @@ def settle_archived(backend: Backend, key: str) -> StepState | None:
             sha = _hash(path)[0]
     except FileNotFoundError:
         return None
-    if sha != record.sha256:
+    if sha != record.sha256 or _resent(backend, record, key):
         return None
     return _complete_archive(backend, record, key)
+
+
+def _resent(backend: Backend, record: FileRecord, key: str) -> bool:
+    """Whether the object at ``key`` was uploaded again after ``record`` finished (a re-send,
+    recorded DUPLICATE) rather than left behind by a crash before the move."""
+    if record.finished_at is None:
+        return False
+    uploaded = [o.modified for o in backend.store.list(key) if o.key == key]
+    return bool(uploaded) and uploaded[0] > record.finished_at
 
 
 def start_file(
@@ -137,7 +147,7 @@ def start_file(
         return StepState.of(resumed, key)
 
     existing = tables.get_file(key)
-    if existing is not None and existing.sha256 == sha:
+    if existing is not None and existing.sha256 == sha and not _resent(backend, existing, key):
         # Lineage is final but a crash came before the move: only the move is left.
         return _complete_archive(backend, existing, key)
 
@@ -181,10 +191,31 @@ def _reference(backend: Backend, names: set[str]) -> Reference:
     )
 
 
+def _store_chunk(
+    backend: Backend,
+    state: StepState,
+    dataset: str,
+    index: int,
+    valid: pl.DataFrame,
+    rejected: pl.DataFrame,
+) -> None:
+    """Write one chunk's valid records and dead letters (both idempotent)."""
+    if not valid.is_empty():
+        backend.records.write(dataset, state.seq, valid, part=index)
+    if not rejected.is_empty():
+        backend.dlq.send(dead_letters(dataset, state.key, state.sha256, rejected))
+
+
 def load_file(
     backend: Backend, settings: Settings, state: StepState, *, now: datetime | None = None
 ) -> StepState:
-    """Validate the file chunk by chunk; store valid records, dead-letter the rest, queue alerts."""
+    """Validate the file chunk by chunk; store valid records, dead-letter the rest, queue alerts.
+
+    A chunk is stored on one background thread while the next one is validated (Polars and
+    SQLite release the GIL), with at most one chunk in flight: memory stays bounded, and a
+    failed store surfaces before the next chunk is handed over. Stores are idempotent and a
+    redo first drops ``seq``, so a crash with a store half done is redone like any other.
+    """
     if state.done:
         return state
     now = now or utcnow()
@@ -196,7 +227,11 @@ def load_file(
     days: set[date] = set()
     report = FileReport(file=state.key, dataset=spec.name)
     alerts = 0
-    with backend.store.fetch(state.key) as path:
+    with (
+        backend.store.fetch(state.key) as path,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesflow-store") as pool,
+    ):
+        stored: Future[None] | None = None
         for chunk in validate_path(
             path,
             spec,
@@ -207,13 +242,15 @@ def load_file(
             chunk_rows=settings.chunk_rows,
         ):
             valid = chunk.valid.with_columns(pl.lit(state.seq, dtype=pl.Int64).alias("_seq"))
+            if stored is not None:
+                stored.result()
+            stored = pool.submit(
+                _store_chunk, backend, state, spec.name, chunk.index, valid, chunk.rejected
+            )
             if not valid.is_empty():
-                backend.records.write(spec.name, state.seq, valid, part=chunk.index)
                 touched = previous.join(valid.select("_key"), on="_key", how="semi")
                 days.update(valid.get_column("_day").drop_nulls().unique().to_list())
                 days.update(touched.get_column("_day").drop_nulls().unique().to_list())
-            if not chunk.rejected.is_empty():
-                backend.dlq.send(dead_letters(spec.name, state.key, state.sha256, chunk.rejected))
             new = backend.tables.add_alerts(
                 high_value_alerts(
                     spec.name, state.key, valid, threshold=threshold, sinks=_sink_names(backend)
@@ -221,7 +258,11 @@ def load_file(
             )
             alerts += len(new)
             report.add(chunk)
+            if settings.failpoint == "after_chunk":
+                stored.result()  # the failpoint means "a chunk is stored"
             failpoint(settings, "after_chunk")
+        if stored is not None:
+            stored.result()
     state.rows_in, state.valid, state.rejected = report.rows_in, report.valid, report.rejected
     state.alerts = alerts
     state.days = sorted(d.isoformat() for d in days)
