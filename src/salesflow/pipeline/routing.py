@@ -8,27 +8,32 @@ from typing import Any
 
 import polars as pl
 
-from salesflow.models import Alert, DeadLetter, Reason
+from salesflow.models import Alert, DeadLetter, Reason, utcnow
 
 
 def dead_letters(
     dataset: str, source: str, sha256: str, rejected: pl.DataFrame
 ) -> list[DeadLetter]:
-    """One letter per rejected row; ids are ``<sha256>:<record>`` so a resend is a no-op."""
-    letters = []
-    for row in rejected.select("_record", "raw", "reasons").iter_rows():
-        record, raw, reasons = row
-        letters.append(
-            DeadLetter(
-                id=f"{sha256[:16]}:{record}",
-                dataset=dataset,
-                source_file=source,
-                record=int(record),
-                raw=_raw(raw),
-                reasons=[Reason(r["rule"], r.get("field"), r["message"]) for r in reasons],
-            )
+    """One letter per rejected row; ids are ``<sha256>:<record>`` so a resend is a no-op.
+
+    Columns are converted to Python lists once (not row by row), and the letters of one
+    chunk share one ``created_at``: this runs for every rejected record of a big file.
+    """
+    prefix = sha256[:16]
+    created = utcnow()
+    columns = [rejected.get_column(c).to_list() for c in ("_record", "raw", "reasons")]
+    return [
+        DeadLetter(
+            id=f"{prefix}:{record}",
+            dataset=dataset,
+            source_file=source,
+            record=int(record),
+            raw=_raw(raw),
+            reasons=[Reason(r["rule"], r.get("field"), r["message"]) for r in reasons],
+            created_at=created,
         )
-    return letters
+        for record, raw, reasons in zip(*columns, strict=True)
+    ]
 
 
 def _raw(raw: Any) -> dict[str, Any]:
