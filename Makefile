@@ -33,7 +33,7 @@ unit: $(STAMP)
 	$(BIN)/pytest tests/unit -q
 
 test: lint types
-	$(BIN)/pytest -q -n 2 --cov=salesflow --cov-report=term --cov-fail-under=90
+	$(BIN)/pytest -q -n 2 --dist loadfile --cov=salesflow --cov-report=term --cov-fail-under=90
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run

@@ -216,3 +216,13 @@ def test_same_file_sent_again_to_the_same_key_is_duplicate(
     assert not backend.store.exists(key)
     assert backend.records.count_by_seq("orders_json") == {first.seq: 1}
     assert audit(backend).ok
+
+
+def test_failing_a_missing_object_records_it_without_an_empty_hash(
+    backend: Backend, settings: Settings
+) -> None:
+    from salesflow.pipeline.steps import fail_file
+
+    state = fail_file(backend, settings, "inbox/orders_json/gone.json", "vanished")
+    record = backend.tables.get_file("inbox/orders_json/gone.json")
+    assert state.status == "FAILED" and record is not None and record.sha256 == "missing"

@@ -329,7 +329,7 @@ def fail_file(
         existing = tables.get_file(key)
         record = FileRecord(
             key=lineage_key(key, seq, taken=existing is not None),
-            sha256=sha256 or "",
+            sha256=sha256 or _sha_or_missing(backend, key),
             size=size,
             dataset=keys.inbox_dataset(key) or "unknown",
             seq=seq,
@@ -348,6 +348,15 @@ def fail_file(
     tables.put_file(record)
     log.warning("file failed: %s", error)
     return _complete_archive(backend, record, key)
+
+
+def _sha_or_missing(backend: Backend, key: str) -> str:
+    """The object's sha256, or ``"missing"`` when it is gone (never empty: DynamoDB indexes it)."""
+    try:
+        with backend.store.fetch(key) as path:
+            return _hash(path)[0]
+    except FileNotFoundError:
+        return "missing"
 
 
 def _open_record(backend: Backend, key: str, sha256: str | None) -> FileRecord | None:
