@@ -73,10 +73,28 @@ def refresh_kpis(records: RecordStore, tables: Tables, days: Collection[date]) -
     )
 
 
-def refresh_totals(records: RecordStore, tables: Tables, dataset: str) -> None:
-    """All totals of ``dataset``, recomputed from its records (cheap: a few columns)."""
+def refresh_totals(
+    records: RecordStore, tables: Tables, dataset: str, days: Collection[date] | None = None
+) -> None:
+    """The totals of ``dataset``, recomputed from its records.
+
+    Totals grouped only by day (order_items) are recomputed for the touched ``days``, so a
+    small file costs the same whatever the store holds; other groupings (invoice, customer,
+    product) span days and are recomputed whole (a few columns of the dataset).
+    """
     groupings = TOTALS_BY.get(dataset)
     if not groupings:
+        return
+    if set(groupings) == {"day"} and days is not None:
+        scope = f"{dataset}.day"
+        wanted = sorted(set(days))
+        frame = records.read(dataset, days=wanted, columns=totals_columns(dataset))
+        fresh = totals(dataset, frame)
+        old = tables.read_aggregates(TOTALS, column="id", values=[d.isoformat() for d in wanted])
+        old = old.filter(pl.col("scope") == scope)
+        key = list(TOTALS.key)
+        gone = old.select(key).join(fresh.select(key), on=key, how="anti")
+        tables.replace_aggregates(TOTALS, delete=gone, upsert=fresh)
         return
     frame = records.read(dataset, columns=totals_columns(dataset))
     scopes: list[object] = [f"{dataset}.{by}" for by in groupings]
@@ -90,7 +108,7 @@ def refresh_aggregates(
 
     A products file can move items between categories, so it refreshes every KPI day.
     """
-    refresh_totals(records, tables, dataset)
+    refresh_totals(records, tables, dataset, days)
     if dataset == "order_items":
         refresh_kpis(records, tables, days)
     elif dataset == "products":
