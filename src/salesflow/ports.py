@@ -106,6 +106,11 @@ class RecordStore(Protocol):
         """The current version of every record (latest ``_seq`` per ``_key``), optionally
         only those whose ``_day`` is in ``days``. Always includes ``_key``, ``_seq``, ``_day``."""
 
+    def previous_days(self, dataset: str, keys: pl.Series, *, before_seq: int) -> pl.DataFrame:
+        """``_key`` and ``_day`` of the stored version of each of ``keys`` written by a file
+        older than ``before_seq``: the days a new version of those records takes them from.
+        Costs what ``keys`` cost, not what the store holds (a Query/BatchGetItem on AWS)."""
+
     def count_by_seq(self, dataset: str) -> dict[int, int]:
         """How many rows each file wrote (before dedup); the audit compares it with lineage."""
 

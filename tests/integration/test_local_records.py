@@ -247,3 +247,14 @@ def test_a_read_that_keeps_losing_fragments_gives_up(
     with pytest.raises(FileNotFoundError):
         store.read("sales")
     assert store.count_by_seq("sales") == {}
+
+
+def test_previous_days_reads_only_older_files(store: ParquetRecordStore) -> None:
+    store.write("sales", 1, frame([("a", D1, 1.0), ("b", D2, 2.0)]))
+    store.write("sales", 2, frame([("a", D3, 3.0)]))
+    store.write("sales", 3, frame([("b", D3, 4.0)]))
+    keys = pl.Series(["a", "b", "zz"])
+    got = dict(store.previous_days("sales", keys, before_seq=3).iter_rows())
+    assert got == {"a": D3, "b": D2}
+    assert store.previous_days("sales", keys, before_seq=1).is_empty()
+    assert store.previous_days("nothing", keys, before_seq=9).is_empty()

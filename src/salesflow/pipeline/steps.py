@@ -221,7 +221,6 @@ def load_file(
     now = now or utcnow()
     spec = get_spec(state.dataset)
     backend.records.drop(spec.name, state.seq)
-    previous = backend.records.read(spec.name, columns=[]).select("_key", "_day")
     reference = _reference(backend, set(spec.references.values())) if spec.references else None
     threshold = settings.alerts.threshold_for(spec.name)
     days: set[date] = set()
@@ -248,7 +247,9 @@ def load_file(
                 _store_chunk, backend, state, spec.name, chunk.index, valid, chunk.rejected
             )
             if not valid.is_empty():
-                touched = previous.join(valid.select("_key"), on="_key", how="semi")
+                touched = backend.records.previous_days(
+                    spec.name, valid.get_column("_key"), before_seq=state.seq
+                )
                 days.update(valid.get_column("_day").drop_nulls().unique().to_list())
                 days.update(touched.get_column("_day").drop_nulls().unique().to_list())
             new = backend.tables.add_alerts(

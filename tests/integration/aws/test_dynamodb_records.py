@@ -216,3 +216,10 @@ def test_unprocessed_keys_of_batch_gets_are_retried(aws_env: MotoServer) -> None
     env.spy.hooks["batch_get_item"] = partial
     env.records.write("orders_json", 4, orders(["O1", "O2", "O3"], [D1] * 3, qty=4))
     assert current(env.records) == {"O1": (5, 5), "O2": (5, 5), "O3": (5, 5)}
+
+
+def test_previous_days_is_a_batch_get_of_the_keys(env: Env) -> None:
+    env.records.write("orders_json", 1, orders(["O1", "O2"], [D1, D2], qty=1))
+    env.records.write("orders_json", 2, orders(["O1"], [D3], qty=2))
+    got = env.records.previous_days("orders_json", pl.Series(["O1", "O2", "O9"]), before_seq=3)
+    assert dict(got.iter_rows()) == {"O1": D3, "O2": D2}

@@ -349,6 +349,16 @@ class DynamoRecordStore:
             items = [item for part in parts for item in part]
         return items_to_frame(items, target)
 
+    def previous_days(self, dataset: str, keys: pl.Series, *, before_seq: int) -> pl.DataFrame:
+        """The stored day of each of ``keys``: BatchGetItem, 100 keys a request."""
+        wanted = [{"pk": {"S": f"{dataset}#{k}"}} for k in keys.cast(pl.String).unique()]
+        found = self.batch.get(wanted, projection="#key, #day", key="_key", day="_day")
+        rows = [(i["_key"]["S"], i["_day"]["S"]) for i in found if "_day" in i and "_key" in i]
+        return pl.DataFrame(
+            {"_key": [r[0] for r in rows], "_day": [r[1] for r in rows]},
+            schema={"_key": pl.String, "_day": pl.String},
+        ).with_columns(pl.col("_day").str.to_date())
+
     def _query_day(self, dataset: str, day: date, request: Item) -> list[Item]:
         names = {**request.get("ExpressionAttributeNames", {}), "#dsday": "_dsday"}
 

@@ -211,6 +211,30 @@ class ParquetRecordStore:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def previous_days(self, dataset: str, keys: pl.Series, *, before_seq: int) -> pl.DataFrame:
+        """The newest older version's day of each of ``keys`` (fragments of ``before_seq`` and
+        later are not read, so a bulk load into an empty lake reads nothing)."""
+        empty = pl.DataFrame(schema={"_key": pl.String, "_day": pl.Date})
+        for attempt in range(VANISHED_RETRIES):
+            paths = [p for p in self.fragments(dataset) if _seq_of(p) < before_seq]
+            if not paths or keys.is_empty():
+                return empty
+            try:
+                scan = self._scan(paths, pl.read_parquet_schema(paths[-1]))
+                found = (
+                    scan.select("_key", "_seq", "_day")
+                    .filter(pl.col("_key").is_in(keys.cast(pl.String).implode()))
+                    .sort("_seq")
+                    .group_by("_key")
+                    .agg(pl.col("_day").last())
+                    .collect()
+                )
+                return found.select("_key", pl.col("_day").cast(pl.Date))
+            except FileNotFoundError:
+                if attempt == VANISHED_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _read(
         self, dataset: str, days: Collection[date] | None, columns: Sequence[str] | None
     ) -> pl.DataFrame:
