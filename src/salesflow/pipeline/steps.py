@@ -94,12 +94,7 @@ def settle_archived(backend: Backend, key: str) -> StepState | None:
     record = backend.tables.get_file(key)
     if record is None or record.status == FileStatus.IN_PROGRESS:
         return None
-    try:
-        with backend.store.fetch(key) as path:
-            sha = _hash(path)[0]
-    except FileNotFoundError:
-        return None
-    if sha != record.sha256 or _resent(backend, record, key):
+    if _sha_or_missing(backend, key) != record.sha256 or _resent(backend, record, key):
         return None
     return _complete_archive(backend, record, key)
 
