@@ -78,7 +78,8 @@ def render(results: dict[str, Any]) -> str:
     out = [
         "# salesflow benchmark results",
         "",
-        f"{m['date']}, {m['cpus']} CPUs, Python {m['python']}, Polars {m['polars']}, "
+        f"{m['date']}, commit {m.get('revision', '?')}, {m['cpus']} CPUs, "
+        f"Python {m['python']}, Polars {m['polars']}, "
         f"pandas {m['pandas']}; median of {results['repeat']} run(s), each in a fresh process. "
         "rows/s counts order_items rows; wall is the timed work (imports excluded); CPU is "
         "user+sys seconds of the timed work over all threads; peak RSS is the process's "

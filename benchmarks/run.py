@@ -133,11 +133,23 @@ def bench_size(rows: int, approaches: list[str], repeat: int, scratch: Path) -> 
     }
 
 
+def _revision() -> str:
+    """The commit measured, ``+dirty`` if ``src/`` has uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--", "src") else "")
+
+
 def _machine() -> dict[str, Any]:
     import pandas
     import polars
 
     return {
+        "revision": _revision(),
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "polars": polars.__version__,
