@@ -42,7 +42,7 @@ from salesflow.adapters.aws.items import (
     schema_from_bytes,
 )
 from salesflow.adapters.aws.retry import Backoff
-from salesflow.pipeline.keys import lake_key
+from salesflow.pipeline.lake import lake_fragments
 from salesflow.ports import ObjectStore
 
 if TYPE_CHECKING:
@@ -164,21 +164,7 @@ class DynamoRecordStore:
         Writing the same ``(seq, part)`` again replaces it: keys it no longer holds are
         removed (and their older versions restored), and stale fragments deleted.
         """
-        missing = {"_key", "_day"} - set(frame.columns)
-        if missing:
-            raise ValueError(f"records of {dataset!r} lack the columns {sorted(missing)}")
-        frame = frame.with_columns(
-            pl.col("_key").cast(pl.String),
-            pl.lit(seq, dtype=pl.Int64).alias("_seq"),
-            pl.col("_day").cast(pl.Date),
-        )
-        months = frame.with_columns(
-            pl.col("_day").dt.year().fill_null(0).alias("__y"),
-            pl.col("_day").dt.month().fill_null(0).alias("__m"),
-        ).partition_by(["__y", "__m"], as_dict=True, include_key=False, maintain_order=True)
-        planned = {
-            lake_key(dataset, int(y), int(m), seq, part): rows for (y, m), rows in months.items()
-        }
+        frame, planned = lake_fragments(dataset, seq, part, frame)
         previous = next(
             (m for m in self._manifests(dataset) if (m["seq"], m["part"]) == (seq, part)), None
         )

@@ -29,7 +29,8 @@ import polars as pl
 
 from salesflow.adapters.local.files import write_atomic
 from salesflow.errors import InvalidKeyError
-from salesflow.pipeline.keys import check_key, lake_key
+from salesflow.pipeline.keys import check_key
+from salesflow.pipeline.lake import lake_fragments
 
 META_COLUMNS = ("_key", "_seq", "_day")
 ROWS_META = "salesflow.rows"
@@ -131,22 +132,11 @@ class ParquetRecordStore:
         writing the same ``(seq, part)`` twice is idempotent, and a reader never sees a month
         of it vanish and come back. Within one file, a later ``part`` wins a tie on ``_key``.
         """
-        missing = {"_key", "_day"} - set(frame.columns)
-        if missing:
-            raise ValueError(f"records of {dataset!r} lack the columns {sorted(missing)}")
-        frame = frame.with_columns(
-            pl.col("_key").cast(pl.String),
-            pl.lit(seq, dtype=pl.Int64).alias("_seq"),
-            pl.col("_day").cast(pl.Date),
-        )
-        months = frame.with_columns(
-            pl.col("_day").dt.year().fill_null(0).alias("__y"),
-            pl.col("_day").dt.month().fill_null(0).alias("__m"),
-        ).partition_by(["__y", "__m"], as_dict=True, include_key=False, maintain_order=True)
+        _, fragments = lake_fragments(dataset, seq, part, frame)
         with self._locked(dataset):
             old = {p for p in self.fragments(dataset) if _order_of(p) == (seq, part)}
-            for (year, month), rows in sorted(months.items()):
-                path = self.root / lake_key(dataset, int(year), int(month), seq, part)
+            for key, rows in fragments.items():
+                path = self.root / key
                 self._write_fragment(path, rows, rows=rows.height)
                 old.discard(path)
             for path in old:
