@@ -232,8 +232,9 @@ def demo(
     )
     console.print(table("Order KPIs (last days)", kpi.columns, kpi.rows()))
     console.print(
-        f"alerts: {len(alerts)} high-value sale alerts "
-        f"(threshold {settings.alerts.threshold:,.0f}) -> {settings.data_dir / 'alerts.jsonl'}"
+        f"alerts: {len({(a.dataset, a.record_key) for a in alerts})} high-value sales "
+        f"(amount > {settings.alerts.threshold:,.0f}), sent to {len(settings.alerts.sinks)} sinks "
+        f"({', '.join(settings.alerts.sinks)}); JSONL: {settings.data_dir / 'alerts.jsonl'}"
     )
     console.print(
         f"\nLook next: salesflow status|kpis|totals --by invoice|dlq list|audit "
