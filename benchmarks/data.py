@@ -66,7 +66,7 @@ def _fresh(folder: Path, rows: int) -> bool:
 
 def inputs(rows: int, *, root: Path = DATA_DIR, seed: int = SEED) -> Inputs:
     """The files for ``rows`` order items, generated now unless a fresh cache exists."""
-    from salesflow.datasets.generate import generate
+    from salesflow.samples.generate import generate
 
     folder = root / f"order_items-{rows}-s{seed}"
     if _fresh(folder, rows):

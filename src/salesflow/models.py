@@ -26,9 +26,14 @@ class FileStatus(StrEnum):
 
 
 class LetterStatus(StrEnum):
+    """Where a dead letter stands. NEW is the only open state; the others are terminal and
+    keep their reason in the letter's history."""
+
     NEW = "NEW"
     REDRIVEN = "REDRIVEN"
     DISCARDED = "DISCARDED"
+    SUPERSEDED = "SUPERSEDED"
+    """A later version of the letter's source file replaced that file's records."""
 
 
 class AlertStatus(StrEnum):
@@ -76,12 +81,29 @@ class FileRecord:
     report_key: str | None = None
     error: str | None = None
     attempts: int = 1
+    version: str = ""
+    """The object's version token: what makes this arrival at ``key`` unique."""
+    arrived_at: datetime | None = None
+    """When the object arrived (its modified time); orders record versions."""
+    source: str = ""
+    """The file's name below ``inbox/<dataset>/``: versions of one source replace each other."""
+    origin: str | None = None
+    """``None`` for an upload; ``"redrive"`` or ``"replay:<seq>"`` otherwise."""
+    commit: int | None = None
+    """The lake commit this file became visible in (its own ``seq`` unless grouped)."""
+    days: list[str] = field(default_factory=list)
+    """ISO business days the file touched (new and replaced records), for the KPI refresh."""
+    superseded: int = 0
+    """Valid records not stored because a newer arrival already holds their key."""
+    settled: bool = False
+    """All post-commit work is done: lake published, letters, alerts, KPIs, archive."""
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["status"] = self.status.value
         d["started_at"] = self.started_at.isoformat()
         d["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        d["arrived_at"] = self.arrived_at.isoformat() if self.arrived_at else None
         return d
 
     @classmethod
@@ -104,6 +126,50 @@ class FileRecord:
             report_key=d.get("report_key"),
             error=d.get("error"),
             attempts=int(d.get("attempts") or 1),
+            version=str(d.get("version") or ""),
+            arrived_at=_time(d.get("arrived_at")),
+            source=str(d.get("source") or ""),
+            origin=d.get("origin"),
+            commit=int(d["commit"]) if d.get("commit") is not None else None,
+            days=[str(x) for x in d.get("days") or []],
+            superseded=int(d.get("superseded") or 0),
+            settled=bool(d.get("settled")),
+        )
+
+    @property
+    def arrival(self) -> tuple[datetime, int]:
+        """The order of versions: arrival time, then ``seq``."""
+        return (self.arrived_at or self.started_at, self.seq)
+
+
+def _time(value: Any) -> datetime | None:
+    return datetime.fromisoformat(str(value)) if value else None
+
+
+@dataclass(frozen=True)
+class LetterEvent:
+    """One thing that happened to a dead letter, kept in its history.
+
+    ``event`` is one of ``rejected``, ``still_failing``, ``redriven``, ``discarded``,
+    ``superseded``; ``run`` is the ``seq`` of the file version (upload or redrive) that did it.
+    """
+
+    at: datetime
+    event: str
+    run: int | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at.isoformat(), "event": self.event, "run": self.run, "note": self.note}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LetterEvent:
+        run = d.get("run")
+        return cls(
+            at=datetime.fromisoformat(str(d["at"])),
+            event=str(d["event"]),
+            run=int(run) if run is not None else None,
+            note=str(d.get("note") or ""),
         )
 
 
@@ -111,9 +177,11 @@ class FileRecord:
 class DeadLetter:
     """One rejected record with every reason it failed (seeds 001/002's DLQ message).
 
-    ``id`` is deterministic (``<sha256 of file>:<record number>``) so that re-sending the same
-    letter after a crash is a no-op. ``receipt`` is set only by queues that need it to delete
-    (SQS) and is never stored.
+    ``id`` is ``<origin seq>:<record number>``: the file version the record was first rejected
+    in, and its position there. A redrive keeps the id, so a record has exactly one letter
+    however often it is redriven; ``history`` says what happened to it and ``attempts`` how
+    often it was validated. ``receipt`` is set only by queues that need it to delete (SQS)
+    and is never stored.
     """
 
     id: str
@@ -125,6 +193,11 @@ class DeadLetter:
     status: LetterStatus = LetterStatus.NEW
     created_at: datetime = field(default_factory=utcnow)
     receipt: str | None = None
+    seq: int = 0
+    """The origin file version's ``seq``."""
+    updated_at: datetime | None = None
+    attempts: int = 1
+    history: list[LetterEvent] = field(default_factory=list)
 
     @property
     def rules(self) -> list[str]:
@@ -140,6 +213,10 @@ class DeadLetter:
             "reasons": [r.to_dict() for r in self.reasons],
             "status": self.status.value,
             "created_at": self.created_at.isoformat(),
+            "seq": self.seq,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "attempts": self.attempts,
+            "history": [e.to_dict() for e in self.history],
         }
 
     @classmethod
@@ -155,6 +232,10 @@ class DeadLetter:
             created_at=datetime.fromisoformat(str(d["created_at"]))
             if d.get("created_at")
             else utcnow(),
+            seq=int(d.get("seq") or 0),
+            updated_at=_time(d.get("updated_at")),
+            attempts=int(d.get("attempts") or 1),
+            history=[LetterEvent.from_dict(e) for e in d.get("history") or []],
         )
 
 
@@ -204,11 +285,38 @@ class Alert:
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """An object in the bucket."""
+    """An object in the bucket. ``version`` tells two uploads to the same key apart (S3
+    ``VersionId`` or ``ETag``+time; locally ``mtime_ns-size-inode``)."""
 
     key: str
     size: int
     modified: datetime
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class Fragment:
+    """One Parquet file of the lake, as the catalog knows it.
+
+    It is visible iff commit ``created_by`` is committed and ``retired_by`` (if set) is not.
+    Until ``published`` it lives at ``layout.staging_key(path, created_by)``. The zone maps
+    (``min_key``/``max_key`` on ``_key``, ``min_seq``/``max_seq`` on the rows' ``_seq``) let a
+    lookup skip fragments that cannot hold what it looks for.
+    """
+
+    dataset: str
+    path: str
+    year: int
+    month: int
+    rows: int
+    min_key: str | None
+    max_key: str | None
+    min_seq: int
+    max_seq: int
+    created_by: int
+    retired_by: int | None = None
+    published: bool = False
+    bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ S3, DynamoDB, SQS and SNS on AWS. If the core needs something a port cannot give
 missing a method: add it here and to every adapter, never reach past it.
 
 Conventions every adapter keeps:
-- Keys are validated with ``salesflow.pipeline.keys.check_key`` before any I/O.
+- Keys are validated with ``salesflow.layout.check_key`` before any I/O.
 - Every write is idempotent: repeating it after a crash leaves the same state.
 - SDK errors are mapped to ``TransientError`` (retry) or ``TerminalError`` with ``raise ... from``.
 """
@@ -27,6 +27,7 @@ from salesflow.models import (
     DeadLetter,
     FileRecord,
     FileStatus,
+    Fragment,
     LetterStatus,
     ObjectInfo,
     PendingFile,
@@ -198,6 +199,109 @@ class DeadLetterQueue(Protocol):
 
     def count(self, status: LetterStatus | None = None) -> int:
         """How many letters (approximate on SQS)."""
+
+
+@runtime_checkable
+class Catalog(Protocol):
+    """The lake's registry of Parquet fragments, kept in the state store (SQLite, DynamoDB).
+
+    Visibility is decided here, not by the files: a fragment is visible iff its ``created_by``
+    commit is committed and its ``retired_by`` commit (if any) is not. A commit is committed
+    once its marker exists; ``Tables.commit_files`` writes the marker in the same transaction
+    as the lineage rows, ``commit`` writes a bare one (compaction). Every method is idempotent.
+    """
+
+    def add_fragments(self, fragments: Sequence[Fragment]) -> None:
+        """Register fragments (upsert by ``path``)."""
+
+    def fragments(
+        self, dataset: str, *, months: Collection[tuple[int, int]] | None = None
+    ) -> list[Fragment]:
+        """Every registered fragment of ``dataset`` (visible or not), optionally only in
+        ``months`` (``(year, month)``; ``(0, 0)`` holds records with no day), by path."""
+
+    def retire_fragments(self, paths: Sequence[str], *, by: int) -> None:
+        """Mark fragments replaced by commit ``by`` (they vanish once ``by`` commits)."""
+
+    def unretire(self, dataset: str, *, by: int) -> None:
+        """Undo every retirement made by commit ``by`` (it is being redone or failed)."""
+
+    def mark_published(self, paths: Sequence[str]) -> None:
+        """Fragments now live at their final path (moved out of staging)."""
+
+    def drop_fragments(self, paths: Sequence[str]) -> None:
+        """Forget fragments (garbage collected or discarded)."""
+
+    def committed(self, commits: Collection[int]) -> set[int]:
+        """Which of ``commits`` are committed."""
+
+    def commit(self, commit: int) -> None:
+        """Write a bare commit marker (a compaction's)."""
+
+
+@runtime_checkable
+class Locks(Protocol):
+    """Named mutual exclusion across processes: one writer per dataset resolves and commits,
+    one KPI refresh at a time. A lock dies with its holder (flock locally, a lease with a
+    TTL on DynamoDB), so a ``kill -9`` never leaves one behind."""
+
+    def hold(self, name: str, *, timeout: float = 600.0) -> AbstractContextManager[None]:
+        """Hold lock ``name`` inside the ``with`` block; raise ``TransientError`` if it cannot
+        be had within ``timeout`` seconds."""
+
+
+@dataclass(frozen=True)
+class LetterCount:
+    """One group of ``DeadLetters.counts``."""
+
+    dataset: str
+    status: LetterStatus
+    rule: str
+    letters: int
+
+
+@runtime_checkable
+class DeadLetters(Protocol):
+    """Rejected records with every reason, durable and keyed by letter id (SQLite locally, a
+    DynamoDB table on AWS; SQS may carry notifications of them but never holds the truth).
+
+    Letters are written only after their file commits, so a failed file leaves none.
+    """
+
+    def put(self, letters: Sequence[DeadLetter]) -> None:
+        """Insert letters, or replace the stored letter with the same ``id`` (status, raw,
+        reasons, attempts, history, updated_at); ``created_at`` of a stored letter is kept."""
+
+    def get(self, ids: Sequence[str]) -> list[DeadLetter]:
+        """The stored letters among ``ids``, in the order given (missing ids are skipped)."""
+
+    def find(
+        self,
+        *,
+        status: LetterStatus | None = None,
+        dataset: str | None = None,
+        source_file: str | None = None,
+        rule: str | None = None,
+        seqs: Collection[int] | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[DeadLetter]:
+        """Letters matching every filter given, ordered by ``(seq, record)``; ``after`` is the
+        id of the last letter of the previous page (stream big queues page by page)."""
+
+    def count(
+        self,
+        *,
+        status: LetterStatus | None = None,
+        dataset: str | None = None,
+        source_file: str | None = None,
+        rule: str | None = None,
+    ) -> int:
+        """How many letters match, counted in the store."""
+
+    def counts(self) -> list[LetterCount]:
+        """Letters per dataset, status and rule, aggregated in the store (a letter counts once
+        per rule it broke)."""
 
 
 @runtime_checkable

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import typer
 
-from salesflow.datasets.generate import Manifest, generate
+from salesflow.samples.generate import Manifest, generate
 from tests.fixtures.cli import Cli, backend_of, files_under
 
 pytestmark = pytest.mark.subprocess

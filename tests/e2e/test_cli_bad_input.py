@@ -143,7 +143,7 @@ EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 
 def test_emails_never_appear_unmasked_in_logs(cli: Cli, tmp_path: Path) -> None:
     """Even at DEBUG, with an e-mail in the data, in an error and in a file name."""
-    from salesflow.datasets.generate import generate
+    from salesflow.samples.generate import generate
 
     [orders] = generate("orders_json", 50, tmp_path / "o", invalid_rate=0.1, seed=3).files
     named = tmp_path / "export-from-jane.doe@example.com.json"

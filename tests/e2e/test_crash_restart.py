@@ -29,9 +29,9 @@ import polars as pl
 import pytest
 
 from salesflow.datasets import SPECS
-from salesflow.datasets.generate import generate
 from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
 from salesflow.models import AlertStatus, DeadLetter, FileStatus
+from salesflow.samples.generate import generate
 from tests.fixtures.cli import Cli, backend_of, drop_file, files_under, jsonl, wait_for
 
 pytestmark = pytest.mark.subprocess

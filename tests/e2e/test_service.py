@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from salesflow.datasets.generate import generate
 from salesflow.models import FileRecord
+from salesflow.samples.generate import generate
 from tests.fixtures.cli import Cli, backend_of, drop_file, files_under, wait_for
 
 pytestmark = pytest.mark.subprocess

@@ -19,8 +19,8 @@ import pytest
 from salesflow.adapters import build_backend
 from salesflow.config import Settings
 from salesflow.models import FileStatus
-from salesflow.pipeline import summary
-from salesflow.pipeline.audit import audit
+from salesflow.ops import summaries as summary
+from salesflow.ops.audit import audit
 from salesflow.pipeline.inbox import ingest
 from salesflow.pipeline.steps import aggregate, load_file, recover, start_file
 from salesflow.ports import Backend

@@ -14,8 +14,8 @@ from benchmarks import agree, floor_polars, reference_pandas
 from benchmarks.approaches import kpi_rows
 
 from salesflow.datasets import get_spec
-from salesflow.datasets.generate import generate
 from salesflow.kpis.aggregates import category_kpis, order_kpis
+from salesflow.samples.generate import generate
 from salesflow.validation import Reference, validate_file
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -11,7 +11,7 @@ import pytest
 
 from salesflow.errors import TerminalError
 from salesflow.models import DeadLetter, Reason
-from salesflow.pipeline.dlq import export, neutralise, read_corrections
+from salesflow.ops.dlq import export, neutralise, read_corrections
 
 
 def _letter(**raw: str) -> DeadLetter:

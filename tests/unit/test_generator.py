@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from salesflow.datasets import detect_dataset
-from salesflow.datasets.generate import FORMATS, generate, sale_event
-from salesflow.datasets.synth import FaultPlan
 from salesflow.errors import TerminalError
+from salesflow.samples.generate import FORMATS, generate, sale_event
+from salesflow.samples.synth import FaultPlan
 from salesflow.validation import Reference
 from tests.fixtures.samples import rules_of, validate
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from salesflow import layout
 from salesflow.config import Settings
 from salesflow.models import FileStatus, PendingFile
-from salesflow.pipeline import keys
 from salesflow.pipeline.inbox import tick
 from tests.fixtures.memory import memory_backend
 from tests.fixtures.thelook import ITEMS_CSV, ORDERS_CSV, PRODUCTS_CSV
@@ -36,7 +36,7 @@ def test_trio_runs_after_the_quiet_time_in_order(settings: Settings) -> None:
     assert result.batch_reason == "timer"
     assert [s.dataset for s in result.processed] == ["products", "orders", "order_items"]
     assert all(s.status == FileStatus.SUCCESS for s in result.processed)
-    assert result.pending == 0 and not backend.store.exists(keys.BATCH_MARKER)
+    assert result.pending == 0 and not backend.store.exists(layout.BATCH_MARKER)
 
 
 def test_interrupted_batch_is_finished_and_stale_rows_dropped(settings: Settings) -> None:
@@ -45,9 +45,9 @@ def test_interrupted_batch_is_finished_and_stale_rows_dropped(settings: Settings
     backend.store.put_bytes("inbox/order_items/i.csv", ITEMS_CSV.encode())
     # The crash came after products.csv was archived but before its pending row was removed.
     backend.tables.add_pending(PendingFile("inbox/products/gone.csv", "products", LATER))
-    backend.store.put_bytes(keys.BATCH_MARKER, b"inbox/products/gone.csv")
+    backend.store.put_bytes(layout.BATCH_MARKER, b"inbox/products/gone.csv")
     result = tick(backend, settings, now=LATER)
     assert result.batch_reason == "resumed"
     assert [s.dataset for s in result.processed] == ["orders", "order_items"]
     assert [f.status for f in backend.tables.list_files()] == [FileStatus.SUCCESS] * 2
-    assert result.pending == 0 and not backend.store.exists(keys.BATCH_MARKER)
+    assert result.pending == 0 and not backend.store.exists(layout.BATCH_MARKER)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from salesflow import layout
 from salesflow.errors import InvalidKeyError
 from salesflow.models import FileRecord
-from salesflow.pipeline import keys
 from salesflow.pipeline.state import StepState, inbox_key_of, lineage_key
 
 
@@ -17,23 +17,23 @@ from salesflow.pipeline.state import StepState, inbox_key_of, lineage_key
 )
 def test_unsafe_keys_are_refused(key: str) -> None:
     with pytest.raises(InvalidKeyError):
-        keys.check_key(key)
+        layout.check_key(key)
 
 
 def test_archive_and_lake_layout() -> None:
     when = datetime(2024, 3, 9, tzinfo=UTC)
     assert (
-        keys.archive_key("inbox/orders/a/b.csv", "orders", ok=True, when=when)
+        layout.archive_key("inbox/orders/a/b.csv", "orders", ok=True, when=when)
         == "processed/year=2024/month=03/orders/a/b.csv"
     )
-    assert keys.archive_key("inbox/x.csv", "orders", ok=False, when=when).startswith(
+    assert layout.archive_key("inbox/x.csv", "orders", ok=False, when=when).startswith(
         "failed/year=2024/month=03/orders/"
     )
-    assert keys.lake_key("orders", 2024, 3, 7, 2) == (
+    assert layout.lake_key("orders", 2024, 3, 7, 2) == (
         "lake/orders/year=2024/month=03/part-000000000007-00002.parquet"
     )
-    assert keys.inbox_dataset("inbox/orders/x.csv") == "orders"
-    assert keys.inbox_dataset("inbox/x.csv") is None
+    assert layout.inbox_dataset("inbox/orders/x.csv") == "orders"
+    assert layout.inbox_dataset("inbox/x.csv") is None
 
 
 def test_lineage_keys_round_trip() -> None:

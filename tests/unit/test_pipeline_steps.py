@@ -11,8 +11,8 @@ import pytest
 
 from salesflow.config import Settings
 from salesflow.models import FileStatus, LetterStatus
-from salesflow.pipeline import summary
-from salesflow.pipeline.audit import audit
+from salesflow.ops import summaries as summary
+from salesflow.ops.audit import audit
 from salesflow.pipeline.inbox import ingest
 from salesflow.pipeline.steps import load_file, process_file, recover, start_file
 from salesflow.ports import Backend
@@ -164,7 +164,7 @@ def test_thelook_kpis_follow_the_definitions(
 def test_dangling_product_is_rejected_then_redriven_once_the_product_exists(
     backend: Backend, settings: Settings, tmp_path: Path
 ) -> None:
-    from salesflow.pipeline.dlq import redrive
+    from salesflow.ops.dlq import redrive
 
     for name, body in (("products.csv", PRODUCTS_CSV), ("orders.csv", ORDERS_CSV)):
         (tmp_path / name).write_text(body)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 
 from salesflow.datasets.spec import DatasetSpec, normalize
-from salesflow.pipeline.keys import inbox_dataset
+from salesflow.layout import inbox_dataset
 
 BOM = b"\xef\xbb\xbf"
 _JSON_KEY = re.compile(r'"([^"\\]{1,64})"\s*:')

@@ -39,20 +39,20 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
+from salesflow import layout
 from salesflow.adapters.aws.errors import error_code, translate
 from salesflow.adapters.aws.s3 import decode_event_key
 from salesflow.config import Settings
-from salesflow.datasets.live import sale_event
 from salesflow.errors import InvalidKeyError, SalesflowError, TerminalError, TransientError
 from salesflow.logs import MaskEmails, mask_email
 from salesflow.models import Alert, FileStatus, PendingFile, utcnow
-from salesflow.pipeline import keys
 from salesflow.pipeline.batching import decide_batch
 from salesflow.pipeline.delivery import deliver_alerts
 from salesflow.pipeline.state import StepState
 from salesflow.pipeline.steps import aggregate as aggregate_step
 from salesflow.pipeline.steps import fail_file, finish_file, load_file, start_file
 from salesflow.ports import Backend, Tables
+from salesflow.samples.live import sale_event
 
 NAMESPACE = "salesflow"
 SERVICE = "salesflow"
@@ -260,18 +260,18 @@ def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
     waiting: list[str] = []
     for arrival in arrivals(event):
         key = arrival.key
-        if not key.startswith(keys.INBOX) or key.endswith("/"):
+        if not key.startswith(layout.INBOX) or key.endswith("/"):
             log().info("ignored: not an inbox object", extra={"key": key})
             continue
         try:
-            keys.check_key(key)
+            layout.check_key(key)
         except InvalidKeyError as exc:
             log().warning("ignored: unsafe key", extra={"key": key, "error": mask_email(str(exc))})
             continue
         if not backend.store.exists(key):
             log().info("ignored: no longer in the inbox", extra={"key": key})
             continue
-        dataset = keys.inbox_dataset(key)
+        dataset = layout.inbox_dataset(key)
         if dataset in batched:
             backend.tables.add_pending(PendingFile(key, dataset, arrival.at))
             waiting.append(key)
@@ -413,7 +413,7 @@ def _generator(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
     runs it through the pipeline like any file, so a high-value sale alerts on SNS then."""
     now = utcnow()
     sale = sale_event(random.Random(), now)
-    key = f"{keys.INBOX}sale_events/sale-{now:%Y%m%dT%H%M%S%f}-{sale['sale_id'][:8]}.json"
+    key = f"{layout.INBOX}sale_events/sale-{now:%Y%m%dT%H%M%S%f}-{sale['sale_id'][:8]}.json"
     rt.backend.store.put_bytes(key, json.dumps(sale).encode())
     metrics.count("SalesGenerated", 1)
     log().info("sale generated", extra={"key": key, "amount": sale["price"] * sale["quantity"]})

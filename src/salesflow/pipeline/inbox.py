@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from salesflow import layout
 from salesflow.config import Settings
 from salesflow.errors import FileLevelError, TransientError
 from salesflow.models import PendingFile, utcnow
-from salesflow.pipeline import keys
 from salesflow.pipeline.batching import batch_due, order_batch
 from salesflow.pipeline.delivery import DeliveryResult, deliver_alerts
 from salesflow.pipeline.state import StepState
@@ -50,7 +50,7 @@ def _prune(backend: Backend, waiting: list[PendingFile]) -> list[PendingFile]:
 
 
 def _dataset_of(backend: Backend, key: str) -> str | None:
-    prefixed = keys.inbox_dataset(key)
+    prefixed = layout.inbox_dataset(key)
     if prefixed:
         return prefixed
     try:
@@ -83,7 +83,7 @@ def tick(
     _scan(backend, settings, result, now, settle_seconds, progress, should_stop)
     waiting = _prune(backend, backend.tables.list_pending())
     # A batch a crash interrupted is finished first, whatever the rules say now.
-    resumed = backend.store.exists(keys.BATCH_MARKER)
+    resumed = backend.store.exists(layout.BATCH_MARKER)
     if resumed or (force_batch and waiting):
         result.batch_reason = "resumed" if resumed else "forced"
     else:
@@ -91,7 +91,7 @@ def tick(
     if result.batch_reason and not should_stop():
         batch = order_batch(waiting, settings.batching.datasets)
         if not resumed:
-            backend.store.put_bytes(keys.BATCH_MARKER, "\n".join(p.key for p in batch).encode())
+            backend.store.put_bytes(layout.BATCH_MARKER, "\n".join(p.key for p in batch).encode())
         _run_batch(backend, settings, batch, result, progress, should_stop)
     result.pending = len(backend.tables.list_pending())
     result.alerts = deliver_alerts(backend, max_attempts=settings.alerts.max_attempts)
@@ -109,7 +109,7 @@ def _scan(
 ) -> None:
     """Run what lands in the inbox now; remember batched files as pending."""
     batched = set(settings.batching.datasets)
-    for info in backend.store.list(keys.INBOX):
+    for info in backend.store.list(layout.INBOX):
         if should_stop():
             return
         if settle_seconds and (now - info.modified).total_seconds() < settle_seconds:
@@ -143,7 +143,7 @@ def _run_batch(
         if pending.key not in result.retry_later:
             backend.tables.remove_pending([pending.key])
     if not any(p.key in result.retry_later for p in batch):
-        backend.store.delete(keys.BATCH_MARKER)
+        backend.store.delete(layout.BATCH_MARKER)
 
 
 def _run(
@@ -178,13 +178,13 @@ def _local_dataset(path: Path) -> str | None:
 def inbox_key_for(backend: Backend, name: str, dataset: str | None) -> str:
     """A free inbox key for a file called ``name`` (``inbox/<dataset>/<name>``)."""
     base = posixpath.basename(name.replace("\\", "/")) or "upload"
-    folder = f"{keys.INBOX}{dataset}/" if dataset else keys.INBOX
-    key = keys.check_key(folder + base)
+    folder = f"{layout.INBOX}{dataset}/" if dataset else layout.INBOX
+    key = layout.check_key(folder + base)
     stem, dot, ext = base.partition(".")
     n = 1
     while backend.store.exists(key):
         n += 1
-        key = keys.check_key(f"{folder}{stem}-{n}{dot}{ext}")
+        key = layout.check_key(f"{folder}{stem}-{n}{dot}{ext}")
     return key
 
 

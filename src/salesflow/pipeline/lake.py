@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from salesflow.pipeline.keys import lake_key
+from salesflow.layout import lake_key
 
 
 def lake_fragments(

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import polars as pl
 
+from salesflow import layout
 from salesflow.config import Settings
 from salesflow.datasets import detect_dataset, get_spec
 from salesflow.errors import FileLevelError, SalesflowError, TransientError, UnknownDatasetError
 from salesflow.kpis import refresh_aggregates
 from salesflow.models import FileRecord, FileStatus, utcnow
-from salesflow.pipeline import keys
 from salesflow.pipeline.routing import dead_letters, high_value_alerts
 from salesflow.pipeline.state import StepState, inbox_key_of, lineage_key
 from salesflow.ports import Backend
@@ -72,7 +72,7 @@ def resolve_dataset(key: str, head: bytes, explicit: str | None) -> str:
     """``explicit`` > the ``inbox/<dataset>/`` prefix > the header or JSON shape."""
     if explicit:
         return get_spec(explicit).name
-    prefixed = keys.inbox_dataset(key)
+    prefixed = layout.inbox_dataset(key)
     if prefixed:
         try:
             return get_spec(prefixed).name
@@ -121,7 +121,7 @@ def start_file(
 
     ``dedup=False`` processes content seen before (a redrive of unchanged records, whose
     references may exist now)."""
-    keys.check_key(key)
+    layout.check_key(key)
     now = now or utcnow()
     tables = backend.tables
     try:
@@ -164,7 +164,7 @@ def start_file(
     if original is not None:
         record.status = FileStatus.DUPLICATE
         record.finished_at = now
-        record.archive_key = keys.archive_key(key, name, ok=True, when=now)
+        record.archive_key = layout.archive_key(key, name, ok=True, when=now)
         record.error = f"same content as {original.key} (seq {original.seq})"
         tables.put_file(record)
         return _complete_archive(backend, record, key)
@@ -262,7 +262,7 @@ def load_file(
     state.rows_in, state.valid, state.rejected = report.rows_in, report.valid, report.rejected
     state.alerts = alerts
     state.days = sorted(d.isoformat() for d in days)
-    state.report_key = keys.report_key(state.key, spec.name, state.seq)
+    state.report_key = layout.report_key(state.key, spec.name, state.seq)
     backend.store.put_bytes(state.report_key, json.dumps(report.to_dict(), indent=2).encode())
     failpoint(settings, "after_load")
     return state
@@ -295,7 +295,9 @@ def finish_file(
     record.status = FileStatus.SUCCESS
     record.rows_in, record.valid, record.rejected = state.rows_in, state.valid, state.rejected
     record.report_key = state.report_key
-    record.archive_key = keys.archive_key(state.key, state.dataset, ok=True, when=record.started_at)
+    record.archive_key = layout.archive_key(
+        state.key, state.dataset, ok=True, when=record.started_at
+    )
     record.finished_at = now
     record.error = None
     backend.tables.put_file(record)
@@ -327,7 +329,7 @@ def fail_file(
             key=lineage_key(key, seq, taken=existing is not None),
             sha256=sha256 or _sha_or_missing(backend, key),
             size=size,
-            dataset=keys.inbox_dataset(key) or "unknown",
+            dataset=layout.inbox_dataset(key) or "unknown",
             seq=seq,
             started_at=now,
         )
@@ -340,7 +342,7 @@ def fail_file(
     record.error = error
     record.finished_at = now
     record.rows_in = record.valid = record.rejected = 0
-    record.archive_key = keys.archive_key(key, record.dataset, ok=False, when=now)
+    record.archive_key = layout.archive_key(key, record.dataset, ok=False, when=now)
     tables.put_file(record)
     log.warning("file failed: %s", error)
     return _complete_archive(backend, record, key)
@@ -413,7 +415,7 @@ def recover(backend: Backend, settings: Settings) -> list[StepState]:
     done = []
     for record in backend.tables.list_files(FileStatus.IN_PROGRESS):
         key = inbox_key_of(record)
-        archived = keys.archive_key(key, record.dataset, ok=True, when=record.started_at)
+        archived = layout.archive_key(key, record.dataset, ok=True, when=record.started_at)
         if not backend.store.exists(key) and backend.store.exists(archived):
             backend.store.move(archived, key)
         if backend.store.exists(key):

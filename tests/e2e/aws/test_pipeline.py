@@ -23,11 +23,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from salesflow.config import Settings
-from salesflow.datasets.generate import generate
 from salesflow.kpis import AGGREGATES
 from salesflow.models import Alert, DeadLetter, FileRecord, FileStatus
 from salesflow.pipeline.steps import process_file
 from salesflow.ports import Backend
+from salesflow.samples.generate import generate
 from tests.e2e.aws.calls import CallCounter
 from tests.e2e.aws.cost import estimate, per_thousand, seed_design
 from tests.e2e.aws.harness import (

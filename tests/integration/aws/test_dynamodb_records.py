@@ -16,7 +16,7 @@ from salesflow.adapters.aws.records import DynamoRecordStore
 from salesflow.adapters.aws.retry import Backoff
 from salesflow.adapters.aws.s3 import S3ObjectStore
 from salesflow.errors import TransientError
-from salesflow.pipeline.keys import lake_key
+from salesflow.layout import lake_key
 from salesflow.ports import RecordStore
 from tests.fixtures.moto_server import MotoServer
 from tests.integration.aws.spy import Spy, client_error

@@ -14,7 +14,7 @@ the meantime. The one interleaving this cannot see (the older file's batch landi
 newer file's re-read, both inserting the same new key within milliseconds) is why the state
 machine's Map keeps a low concurrency; the audit compares the store with the lake.
 
-The same rows also go to the lake as Parquet fragments at ``salesflow.pipeline.keys.lake_key``
+The same rows also go to the lake as Parquet fragments at ``salesflow.layout.lake_key``
 (Hive partitions ``year=/month=``, so Athena or DuckDB query them as they are). The lake keeps
 every version, so ``drop(seq)`` can bring back what file ``seq`` had replaced. A manifest item
 per ``(seq, part)`` in the ``meta`` table lists the fragments (written *before* them, so a

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from salesflow.adapters.aws.errors import error_code, translate
+from salesflow.layout import check_key
 from salesflow.models import ObjectInfo
-from salesflow.pipeline.keys import check_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -29,7 +29,7 @@ import polars as pl
 
 from salesflow.adapters.local.files import write_atomic
 from salesflow.errors import InvalidKeyError
-from salesflow.pipeline.keys import check_key
+from salesflow.layout import check_key
 from salesflow.pipeline.lake import lake_fragments
 
 META_COLUMNS = ("_key", "_seq", "_day")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from salesflow.adapters.local.files import copy_atomic, fsync_dir, write_bytes_atomic
 from salesflow.errors import InvalidKeyError
+from salesflow.layout import check_key
 from salesflow.models import ObjectInfo
-from salesflow.pipeline.keys import check_key
 
 
 class LocalObjectStore:

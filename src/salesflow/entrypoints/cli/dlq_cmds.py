@@ -107,7 +107,7 @@ def export(
 
     Example: salesflow dlq export --format csv --out fix.csv
     """
-    from salesflow.pipeline import dlq as ops
+    from salesflow.ops import dlq as ops
 
     with open_backend(settings_for(data_dir, backend)) as be:
         text = ops.export(_select(be, status, file, rule, None), fmt)
@@ -135,7 +135,7 @@ def redrive(
 
     Example: salesflow dlq redrive --from fix.csv
     """
-    from salesflow.pipeline import dlq as ops
+    from salesflow.ops import dlq as ops
 
     settings = settings_for(data_dir, backend)
     with open_backend(settings) as be, processing_lock(settings):

@@ -17,8 +17,8 @@ from salesflow.entrypoints.cli.common import (
     settings_for,
     table,
 )
-from salesflow.pipeline import summary
-from salesflow.pipeline.audit import audit as run_audit
+from salesflow.ops import summaries as summary
+from salesflow.ops.audit import audit as run_audit
 
 
 def _frame(title: str, frame: pl.DataFrame, json_out: bool) -> None:

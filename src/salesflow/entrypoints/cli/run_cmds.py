@@ -22,7 +22,7 @@ from salesflow.entrypoints.cli.common import (
     settings_for,
     table,
 )
-from salesflow.pipeline import summary
+from salesflow.ops import summaries as summary
 from salesflow.pipeline.state import StepState
 
 STATE_COLUMNS = ("file", "dataset", "status", "rows_in", "valid", "rejected")
@@ -84,7 +84,7 @@ def validate(
 
     Example: salesflow validate sales.csv --json
     """
-    from salesflow.pipeline.validate import validate_paths
+    from salesflow.ops.validate import validate_paths
 
     reports = validate_paths(files, dataset=dataset)
     if json_out:
@@ -120,7 +120,7 @@ def generate(
 
     Example: salesflow generate order_items --rows 1000000 --out data --invalid-rate 0.01
     """
-    from salesflow.datasets.generate import generate as generate_files
+    from salesflow.samples.generate import generate as generate_files
 
     if stream:
         _stream(settings_for(data_dir), parse_interval(every), count, seed)
@@ -148,8 +148,8 @@ def _stream(settings: object, interval: float, count: int, seed: int) -> None:
     import random
 
     from salesflow.config import Settings
-    from salesflow.datasets.generate import sale_event
     from salesflow.models import utcnow
+    from salesflow.samples.generate import sale_event
 
     assert isinstance(settings, Settings)
     inbox = settings.bucket_dir / "inbox" / "sale_events"
@@ -205,8 +205,8 @@ def demo(
 
     Example: salesflow demo --data-dir ./salesflow-demo
     """
-    from salesflow.datasets.generate import generate as generate_files
     from salesflow.pipeline.inbox import ingest as ingest_files
+    from salesflow.samples.generate import generate as generate_files
 
     settings = settings_for(data_dir or Path("salesflow-demo"))
     samples = settings.data_dir / "samples"

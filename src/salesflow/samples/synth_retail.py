@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from salesflow.datasets.synth import (
+from salesflow.samples.synth import (
     FaultPlan,
     InjectedFault,
     format_times,

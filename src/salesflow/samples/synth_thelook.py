@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from salesflow.datasets.synth import (
+from salesflow.samples.synth import (
     FaultPlan,
     InjectedFault,
     format_times,

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from salesflow.datasets.live import CHANNELS, FIRST, ITEMS, LAST, PRODUCTS
-from salesflow.datasets.synth import (
+from salesflow.samples.live import CHANNELS, FIRST, ITEMS, LAST, PRODUCTS
+from salesflow.samples.synth import (
     FaultPlan,
     InjectedFault,
     format_times,

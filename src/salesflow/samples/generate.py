@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from salesflow.datasets.live import sale_event
-from salesflow.datasets.synth import InjectedFault, Manifest, utc
-from salesflow.datasets.synth_json import generate_orders_json, generate_sale_events
-from salesflow.datasets.synth_retail import generate_online_retail
-from salesflow.datasets.synth_thelook import generate_thelook
 from salesflow.errors import TerminalError
+from salesflow.samples.live import sale_event
+from salesflow.samples.synth import InjectedFault, Manifest, utc
+from salesflow.samples.synth_json import generate_orders_json, generate_sale_events
+from salesflow.samples.synth_retail import generate_online_retail
+from salesflow.samples.synth_thelook import generate_thelook
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "orders_json": ("json", "jsonl", "list", "csv"),

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from salesflow import layout
 from salesflow.config import Settings
 from salesflow.datasets import get_spec
 from salesflow.errors import TerminalError
 from salesflow.models import DeadLetter, LetterStatus, utcnow
-from salesflow.pipeline import keys
 from salesflow.pipeline.state import StepState
 from salesflow.pipeline.steps import process_file
 from salesflow.ports import Backend
@@ -148,7 +148,7 @@ def redrive(
     stamp = utcnow().strftime("%Y%m%dT%H%M%S%f")
     for dataset, group in sorted(by_dataset.items()):
         ext, body = _encode(dataset, (corrections.get(x.id, x.raw) for x in group))
-        key = keys.check_key(f"{keys.INBOX}{dataset}/redrive-{stamp}.{ext}")
+        key = layout.check_key(f"{layout.INBOX}{dataset}/redrive-{stamp}.{ext}")
         backend.store.put_bytes(key, body)
         state = process_file(backend, settings, key, dataset=dataset, dedup=False)
         result.files.append(state)

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from salesflow import layout
 from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS, category_kpis, order_kpis, totals
 from salesflow.kpis.aggregates import TOTALS_BY, totals_columns
 from salesflow.models import FileStatus, LetterStatus
-from salesflow.pipeline import keys
 from salesflow.pipeline.state import inbox_key_of
 from salesflow.ports import AggregateSpec, Backend
 
@@ -74,11 +74,13 @@ def audit(backend: Backend) -> AuditReport:
 def _check_archive(
     backend: Backend, report: AuditReport, name: str, archive: str | None, status: FileStatus
 ) -> None:
-    want = keys.FAILED if status == FileStatus.FAILED else keys.PROCESSED
+    want = layout.FAILED if status == FileStatus.FAILED else layout.PROCESSED
     ok = bool(archive) and archive is not None and archive.startswith(want)
     report.check("archived", ok, f"{name}: {status.value} but archive key is {archive!r}")
     if ok and archive is not None:
-        other = (keys.PROCESSED if want == keys.FAILED else keys.FAILED) + archive[len(want) :]
+        other = (layout.PROCESSED if want == layout.FAILED else layout.FAILED) + archive[
+            len(want) :
+        ]
         report.check("archived", backend.store.exists(archive), f"{name}: {archive} is missing")
         report.check(
             "not_both", not backend.store.exists(other), f"{name}: both {archive} and {other}"

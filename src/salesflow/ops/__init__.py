@@ -1,0 +1,1 @@
+"""What users do to the state: audit, dead-letter work, replay, summaries."""
