@@ -1,0 +1,1 @@
+"""The lake: current-state Parquet over any ObjectStore, with its Catalog of fragments."""
