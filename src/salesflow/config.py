@@ -22,12 +22,16 @@ from pydantic_settings import (
 
 
 class BatchingSettings(BaseModel):
-    """Smart batching for products/orders/order_items (seed 004)."""
+    """Smart batching for products/orders/order_items, as seed 004 runs it."""
 
     datasets: tuple[str, ...] = ("products", "orders", "order_items")
-    min_files: int = Field(10, ge=1, description="run at once when this many files wait")
-    min_trio: int = Field(3, ge=1, description="files needed, one of each type, for the timer")
-    quiet_seconds: float = Field(1200.0, ge=0, description="run after this long with no new file")
+    min_files: int = Field(
+        10, ge=1, description="run once this many files wait and each dataset has one"
+    )
+    quiet_seconds: float = Field(
+        1200.0, ge=0, description="run this long after one file of each dataset first waits"
+    )
+    max_files: int = Field(500, ge=1, description="files per batch at most")
 
 
 SinkName = Literal["log", "jsonl", "smtp", "webhook", "sns"]
@@ -87,11 +91,20 @@ class Settings(BaseSettings):
     data_dir: Path = Path("salesflow-data")
     chunk_rows: int = Field(250_000, ge=1, description="rows validated at a time (bounds memory)")
     poll_seconds: float = Field(1.0, gt=0, description="inbox polling fallback interval")
+    settle_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="the service takes a file once its size and mtime have not changed for "
+        "this long (a writer may still be writing it in place)",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="a file whose processing was started this often is failed"
+    )
     log_level: str = Field("WARNING", description="the service logs at INFO unless this says more")
     failpoint: str | None = Field(
         None,
         description="testing only: SIGKILL this process at the named step "
-        "(after_start, after_chunk, after_load, after_aggregate, after_lineage)",
+        "(after_start, after_chunk, after_load, after_lineage, after_aggregate)",
     )
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)

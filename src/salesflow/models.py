@@ -19,10 +19,15 @@ def utcnow() -> datetime:
 
 
 class FileStatus(StrEnum):
+    """Where a file version stands. Only IN_PROGRESS is not final."""
+
     IN_PROGRESS = "IN_PROGRESS"
     SUCCESS = "SUCCESS"
     FAILED = "FAILED"
     DUPLICATE = "DUPLICATE"
+    CHANGED = "CHANGED"
+    """The object changed while this version was processed: nothing of it was stored, and
+    its new content is processed as a new version."""
 
 
 class LetterStatus(StrEnum):

@@ -57,6 +57,9 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool:
         """Whether an object is stored at ``key``."""
 
+    def stat(self, key: str) -> ObjectInfo | None:
+        """Size, modified time and version token of the object at ``key``, or None."""
+
     def list(self, prefix: str) -> list[ObjectInfo]:
         """Every object whose key starts with ``prefix``, sorted by key."""
 
@@ -120,25 +123,55 @@ class RecordStore(Protocol):
 class Tables(Protocol):
     """Small state tables: lineage, pending batches, aggregates, alerts."""
 
-    # lineage (seed 004's ProcessedFiles)
+    # lineage (seed 004's ProcessedFiles): one row per file version, keyed by ``seq``
     def next_seq(self) -> int:
-        """A new, strictly increasing file sequence number."""
+        """A new, strictly increasing number (file versions and lake commits share it)."""
 
-    def get_file(self, key: str) -> FileRecord | None:
-        """The lineage row of the object at ``key`` (its inbox key)."""
+    def claim(self, record: FileRecord) -> tuple[FileRecord, bool]:
+        """Insert ``record`` unless a row for the same ``(key, version)`` exists. Returns the
+        stored row and whether this call inserted it: the conditional write that keeps two
+        processes from processing one file version twice."""
+
+    def get_file(self, seq: int) -> FileRecord | None:
+        """The lineage row of file version ``seq``."""
+
+    def find_version(self, key: str, version: str) -> FileRecord | None:
+        """The lineage row claimed for the object version ``version`` at ``key``, if any
+        (a strongly consistent read: ``claim`` relies on it)."""
 
     def find_by_sha(
         self, sha256: str, status: FileStatus = FileStatus.SUCCESS
     ) -> FileRecord | None:
-        """A file with this content hash and status, if any (dedup)."""
+        """The oldest file version with this content hash and status, if any (dedup)."""
 
-    def put_file(self, record: FileRecord, *, expect: FileStatus | None = None) -> bool:
-        """Upsert a lineage row. With ``expect``, only if the stored status is ``expect``
-        (or no row exists when ``expect`` is IN_PROGRESS and the row is new); returns
-        whether it was written. AWS uses a conditional write."""
+    def update_file(self, record: FileRecord, *, expect: FileStatus | None = None) -> bool:
+        """Store row ``record.seq`` (it exists). With ``expect``, only if its stored status is
+        ``expect``; returns whether it was written (a conditional write on AWS)."""
 
-    def list_files(self, status: FileStatus | None = None) -> list[FileRecord]:
-        """Lineage rows, oldest first."""
+    def commit_files(
+        self,
+        records: Sequence[FileRecord],
+        *,
+        commit: int,
+        totals: pl.DataFrame | None = None,
+    ) -> bool:
+        """The commit point of the pipeline, in one transaction: every row of ``records``
+        (each still IN_PROGRESS) stored as given, the commit marker ``commit`` (see
+        ``Catalog``), and the totals deltas (``TOTALS`` key columns, ``cents`` and ``records``
+        to add). Writes nothing and returns False if any row is no longer IN_PROGRESS."""
+
+    def list_files(
+        self,
+        status: FileStatus | None = None,
+        *,
+        dataset: str | None = None,
+        key: str | None = None,
+        source: str | None = None,
+        settled: bool | None = None,
+        limit: int | None = None,
+    ) -> list[FileRecord]:
+        """Lineage rows matching every filter given, oldest (lowest ``seq``) first; with
+        ``limit``, the newest ``limit`` of them."""
 
     # batching (seed 004's PendingBatches)
     def add_pending(self, pending: PendingFile) -> None:

@@ -88,10 +88,31 @@ def _detect_json(specs: Mapping[str, DatasetSpec], head: bytes) -> str | None:
     return name if score >= 2 else None
 
 
+def folder_dataset(specs: Mapping[str, DatasetSpec], folder: str | None) -> str | None:
+    """The dataset an inbox folder names, in any common spelling: ``order_items``,
+    ``order-items``, ``OrderItems`` and ``ORDER ITEMS`` all name ``order_items`` (seed 004
+    writes ``order-items/`` and ``Products/``).
+
+    >>> folder_dataset({"order_items": None, "products": None}, "Order-Items")  # doctest: +SKIP
+    'order_items'
+    """
+    if not folder:
+        return None
+    wanted = _fold(folder)
+    for name in specs:
+        if _fold(name) == wanted:
+            return name
+    return None
+
+
+def _fold(name: str) -> str:
+    return "".join(ch for ch in name.lower() if ch.isalnum())
+
+
 def detect(specs: Mapping[str, DatasetSpec], key: str, head: bytes) -> str | None:
     """The dataset of the object at ``key`` whose first bytes are ``head``, or None."""
-    named = inbox_dataset(key)
-    if named in specs:
+    named = folder_dataset(specs, inbox_dataset(key))
+    if named is not None:
         return named
     if not head.removeprefix(BOM).strip():
         return None
@@ -100,4 +121,4 @@ def detect(specs: Mapping[str, DatasetSpec], key: str, head: bytes) -> str | Non
     return _detect_csv(specs, head)
 
 
-__all__ = ["detect", "header_fields", "match_header", "sniff_format"]
+__all__ = ["detect", "folder_dataset", "header_fields", "match_header", "sniff_format"]

@@ -49,8 +49,7 @@ from salesflow.models import Alert, FileStatus, PendingFile, utcnow
 from salesflow.pipeline.batching import decide_batch
 from salesflow.pipeline.delivery import deliver_alerts
 from salesflow.pipeline.state import StepState
-from salesflow.pipeline.steps import aggregate as aggregate_step
-from salesflow.pipeline.steps import fail_file, finish_file, load_file, start_file
+from salesflow.pipeline.steps import claim, commit, fail_key, load, publish_safely
 from salesflow.ports import Backend, Tables
 from salesflow.samples.live import sale_event
 
@@ -317,13 +316,13 @@ def _deliver_alerts_of(rt: Runtime, key: str) -> None:
 
 def _validate_load(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
     key = str(event["key"])
-    state = start_file(rt.backend, rt.settings, key, dataset=event.get("dataset"))
+    state = claim(rt.backend, rt.settings, key, dataset=event.get("dataset"))
     if state.done:
         metrics.count("FilesProcessed", 1)
         log().info("file already done", extra={"key": key, "status": state.status})
         return state.to_dict()
-    state = load_file(rt.backend, rt.settings, state)
-    _deliver_alerts_of(rt, key)
+    state = load(rt.backend, rt.settings, state)
+    state = commit(rt.backend, rt.settings, state)
     metrics.count("RowsIn", state.rows_in)
     metrics.count("RowsValid", state.valid)
     metrics.count("RowsRejected", state.rejected)
@@ -344,14 +343,9 @@ validate_load = _task(_validate_load)
 
 
 def _aggregate(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    """One refresh per dataset of the stage, over the union of the days its files touched."""
+    """The stage's files are committed by ValidateLoad; their totals and KPIs are refreshed
+    when each is published (Archive). Kept as a state of its own for the state machine."""
     states = [StepState.from_dict(s) for s in event["states"]]
-    loaded = [s for s in states if s.status == FileStatus.IN_PROGRESS]
-    for dataset, group in groupby(sorted(loaded, key=lambda s: s.dataset), key=lambda s: s.dataset):
-        files = list(group)
-        days = sorted({d for s in files for d in s.days})
-        aggregate_step(rt.backend, rt.settings, replace(files[0], days=days))
-        log().info("aggregated", extra={"dataset": dataset, "files": len(files), "days": len(days)})
     return {"states": [s.to_dict() for s in states]}
 
 
@@ -359,7 +353,8 @@ aggregate = _task(_aggregate)
 
 
 def _archive(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    state = finish_file(rt.backend, rt.settings, StepState.from_dict(event))
+    state = publish_safely(rt.backend, rt.settings, StepState.from_dict(event))
+    _deliver_alerts_of(rt, state.key)
     metrics.count("FilesProcessed", 1)
     log().info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
     return state.to_dict()
@@ -383,7 +378,9 @@ def failure_message(error: Any) -> str:
 def _fail_one(rt: Runtime, file: Event, message: str, metrics: _Metrics) -> Result:
     if file.get("status", FileStatus.IN_PROGRESS) != FileStatus.IN_PROGRESS:
         return file  # already final (DUPLICATE, FAILED): nothing to undo
-    state = fail_file(rt.backend, rt.settings, str(file["key"]), message, sha256=file.get("sha256"))
+    state = fail_key(rt.backend, rt.settings, str(file["key"]), message)
+    if state is None:
+        return file  # nothing IN_PROGRESS under that key: already final
     metrics.count("FilesFailed", 1)
     log().error("file failed", extra={"key": state.key, "error": mask_email(message)})
     return state.to_dict()

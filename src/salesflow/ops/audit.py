@@ -10,7 +10,6 @@ from salesflow import layout
 from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS, category_kpis, order_kpis, totals
 from salesflow.kpis.aggregates import TOTALS_BY, totals_columns
 from salesflow.models import FileStatus, LetterStatus
-from salesflow.pipeline.state import inbox_key_of
 from salesflow.ports import AggregateSpec, Backend
 
 
@@ -59,7 +58,7 @@ def audit(backend: Backend) -> AuditReport:
                 written == record.valid,
                 f"{name}: {record.valid} valid rows but {written} in the store/lake",
             )
-            letters = len(backend.dlq.list(source_file=inbox_key_of(record)))
+            letters = len(backend.dlq.list(source_file=record.key))
             report.check(
                 "dead_letters",
                 letters >= record.rejected,

@@ -105,20 +105,12 @@ def test_mark_failed_leaves_a_file_that_is_already_final_alone(module_stack: Sta
     assert stage == {"states": [done]}
 
 
-def test_an_unexpected_value_error_is_reported_as_terminal(module_stack: Stack) -> None:
-    state = {
-        "key": "inbox/sale_events/x.jsonl",
-        "dataset": "sale_events",
-        "lineage_key": "inbox/sale_events/x.jsonl",
-        "seq": 99,
-        "sha256": "0" * 64,
-        "status": "IN_PROGRESS",
-        "days": ["not-a-day"],
-    }
-    error, payload = _invoke_raw(module_stack.functions["aggregate"], {"states": [state]})
+def test_an_impossible_request_is_reported_as_terminal(module_stack: Stack) -> None:
+    request = {"key": "inbox/sale_events/never-uploaded.jsonl", "dataset": "sale_events"}
+    error, payload = _invoke_raw(module_stack.functions["validate_load"], request)
     assert error == "Unhandled"
     assert payload["errorType"] == "TerminalError"
-    assert payload["errorMessage"].startswith("ValueError: ")
+    assert "never-uploaded.jsonl: the object is not in the bucket" in payload["errorMessage"]
 
 
 def test_the_timer_starts_a_waiting_batch_in_dependency_order(module_stack: Stack) -> None:

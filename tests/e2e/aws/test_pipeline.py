@@ -38,6 +38,7 @@ from tests.e2e.aws.harness import (
     eventbridge_object_created,
     invoke,
     keys_under,
+    lineage_rows,
     s3_notification,
     scheduled_event,
     set_function_variables,
@@ -248,16 +249,20 @@ def test_good_files_succeed_and_the_broken_one_fails(run: Run) -> None:
             assert record.rows_in == record.valid + record.rejected > 0
 
 
-def test_files_are_archived_by_year_and_month(run: Run) -> None:
+def test_files_are_archived_by_year_and_month_once_per_version(run: Run) -> None:
+    """Every version has its own archive object, so the duplicate re-sent under the same key
+    never overwrites the first version's archive."""
     expected_processed = []
-    for key, record in run.lineage.items():
+    for record in lineage_rows(run.stack):
         month = f"year={record.started_at:%Y}/month={record.started_at:%m}"
-        dataset, name = key.split("/")[1:]
-        if key == BROKEN:
-            assert run.failed == [f"failed/{month}/{dataset}/{name}"]
+        dataset, name = record.key.split("/")[1:]
+        archived = f"{month}/{dataset}/{record.seq:012d}-{name}"
+        if record.key == BROKEN:
+            assert run.failed == [f"failed/{archived}"]
         else:
-            expected_processed.append(f"processed/{month}/{dataset}/{name}")
+            expected_processed.append(f"processed/{archived}")
     assert run.processed == sorted(expected_processed)
+    assert len(expected_processed) == len(run.lineage) - 1  # all but the broken file
 
 
 def test_the_broken_file_went_through_catch_to_mark_failed(run: Run) -> None:

@@ -2,9 +2,13 @@
 
 One table per kind, named ``<prefix><kind>`` (``TableNames``), each keyed by a string ``pk``:
 
-- ``files``: lineage, ``pk`` = inbox key; GSI ``by_sha`` (``sha256``) for content dedup.
-  Status changes are conditional writes (``put_file(..., expect=...)``) so two invocations
-  cannot both move a file out of IN_PROGRESS.
+- ``files``: lineage, one row per file version under ``pk = "seq#<seq>"``, plus a claim item
+  ``pk = "claim#<key>@<version>"`` naming its ``seq``. ``claim`` writes both in one
+  transaction conditioned on the claim item being new, so two invocations never process one
+  version. GSIs ``by_key``, ``by_sha`` and ``by_status`` (each sorted by ``seq``) serve the
+  listings and content dedup. Status changes are conditional writes; ``commit_files`` is one
+  TransactWriteItems of the rows (each still IN_PROGRESS) and the commit marker
+  (``meta``: ``pk = "commit"``, ``sk = <id>``).
 - ``pending``: files waiting for their batch, ``pk`` = key; adding is ``attribute_not_exists``.
 - ``aggregates``: every aggregate in one table, ``pk`` = spec name (``totals``,
   ``category_kpis``, ``order_kpis``), ``sk`` = the row's key values as JSON. One Query reads an
@@ -33,9 +37,11 @@ from botocore.exceptions import ClientError
 
 from salesflow.adapters.aws import retry
 from salesflow.adapters.aws.batch import BatchWriter
+from salesflow.adapters.aws.errors import translate
 from salesflow.adapters.aws.items import encode, frame_to_items, items_to_frame
 from salesflow.adapters.aws.retry import Backoff
-from salesflow.models import Alert, FileRecord, FileStatus, PendingFile
+from salesflow.errors import TransientError
+from salesflow.models import Alert, FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.ports import AggregateSpec
 
 if TYPE_CHECKING:
@@ -85,6 +91,18 @@ def to_item(data: Mapping[str, Any], **keys: str) -> Item:
 def from_item(item: Mapping[str, Any]) -> dict[str, Any]:
     """An item as a plain dict (numbers come back as ``Decimal``; models convert them)."""
     return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _row_pk(seq: int) -> str:
+    return f"seq#{seq:012d}"
+
+
+def _claim_pk(key: str, version: str) -> str:
+    return f"claim#{key}@{version}"
+
+
+def _record(item: Mapping[str, Any]) -> FileRecord:
+    return FileRecord.from_dict(from_item(item))
 
 
 def aggregate_sort_key(values: Sequence[Any], dtypes: Sequence[pl.DataType]) -> str:
@@ -157,15 +175,69 @@ class DynamoTables:
         )
         return int(response["Attributes"]["value"]["N"])
 
-    def get_file(self, key: str) -> FileRecord | None:
+    def _row_item(self, record: FileRecord) -> Item:
+        item = to_item(record.to_dict(), pk=_row_pk(record.seq))
+        item["seq"] = {"N": str(record.seq)}
+        return item
+
+    def _get(self, pk: str) -> Item | None:
         response = self._call(
             f"get from {self.names.files}",
             lambda: self.client.get_item(
-                TableName=self.names.files, Key={"pk": {"S": key}}, ConsistentRead=True
+                TableName=self.names.files, Key={"pk": {"S": pk}}, ConsistentRead=True
             ),
         )
-        item = response.get("Item")
-        return FileRecord.from_dict(from_item(item)) if item else None
+        item: Item | None = response.get("Item")
+        return item
+
+    def get_file(self, seq: int) -> FileRecord | None:
+        item = self._get(_row_pk(seq))
+        return _record(item) if item else None
+
+    def find_version(self, key: str, version: str) -> FileRecord | None:
+        claim = self._get(_claim_pk(key, version))
+        return self.get_file(int(claim["seq"]["N"])) if claim else None
+
+    def claim(self, record: FileRecord) -> tuple[FileRecord, bool]:
+        """Claim item and row in one transaction, both ``attribute_not_exists(pk)``."""
+        claim = {"pk": {"S": _claim_pk(record.key, record.version)}, "seq": {"N": str(record.seq)}}
+        request = [
+            {
+                "Put": {
+                    "TableName": self.names.files,
+                    "Item": claim,
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.names.files,
+                    "Item": self._row_item(record),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        ]
+        if self._transact("claim", request):
+            return record, True
+        stored = self.find_version(record.key, record.version)
+        if stored is None:  # pragma: no cover - a claim item without its row cannot be written
+            raise TransientError(f"lineage claim of {record.key} is incomplete", hint="retry")
+        return stored, False
+
+    def _transact(self, what: str, items: list[Item]) -> bool:
+        """TransactWriteItems; False when a condition failed (nothing was written)."""
+        try:
+            self._call(
+                f"transact {what} on {self.names.files}",
+                lambda: self.client.transact_write_items(TransactItems=items),  # type: ignore[arg-type]
+                keep=["TransactionCanceledException"],
+            )
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons", [])
+            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                return False
+            raise translate(exc, f"dynamodb transact {what}") from exc
+        return True
 
     def find_by_sha(
         self, sha256: str, status: FileStatus = FileStatus.SUCCESS
@@ -177,33 +249,88 @@ class DynamoTables:
             KeyConditionExpression="sha256 = :sha",
             ExpressionAttributeValues={":sha": {"S": sha256}},
         )
-        found = [FileRecord.from_dict(from_item(i)) for i in items]
-        matching = sorted(
-            (r for r in found if r.status == status), key=lambda r: (r.seq, r.started_at)
-        )
-        return matching[0] if matching else None
+        found = sorted((_record(i) for i in items), key=lambda r: r.seq)
+        return next((r for r in found if r.status == status), None)
 
-    def put_file(self, record: FileRecord, *, expect: FileStatus | None = None) -> bool:
-        """Upsert a lineage row; with ``expect``, a conditional write (see the port)."""
-        item = to_item(record.to_dict(), pk=record.key)
+    def update_file(self, record: FileRecord, *, expect: FileStatus | None = None) -> bool:
+        item = self._row_item(record)
         if expect is None:
-            self._call(
-                f"put into {self.names.files}",
-                lambda: self.client.put_item(TableName=self.names.files, Item=item),
-            )
-            return True
-        condition = "#status = :expect"
-        if expect == FileStatus.IN_PROGRESS:
-            condition = f"attribute_not_exists(pk) OR {condition}"
+            return self._conditional_put(self.names.files, item, "attribute_exists(pk)")
         return self._conditional_put(
-            self.names.files, item, condition, **{":expect": {"S": expect.value}}
+            self.names.files, item, "#status = :expect", **{":expect": {"S": expect.value}}
         )
 
-    def list_files(self, status: FileStatus | None = None) -> list[FileRecord]:
-        records = [FileRecord.from_dict(from_item(i)) for i in self._scan(self.names.files)]
-        if status is not None:
-            records = [r for r in records if r.status == status]
-        return sorted(records, key=lambda r: (r.started_at, r.seq, r.key))
+    def commit_files(
+        self,
+        records: Sequence[FileRecord],
+        *,
+        commit: int,
+        totals: pl.DataFrame | None = None,
+    ) -> bool:
+        """The rows (each conditioned on IN_PROGRESS) and the commit marker in one
+        TransactWriteItems."""
+        if totals is not None and not totals.is_empty():
+            raise NotImplementedError("totals deltas on DynamoDB")
+        items: list[Item] = [
+            {
+                "Put": {
+                    "TableName": self.names.files,
+                    "Item": self._row_item(r),
+                    "ConditionExpression": "#status = :open",
+                    "ExpressionAttributeNames": {"#status": "status"},
+                    "ExpressionAttributeValues": {":open": {"S": FileStatus.IN_PROGRESS.value}},
+                }
+            }
+            for r in records
+        ]
+        marker = {
+            "pk": {"S": "commit"},
+            "sk": {"S": str(commit)},
+            "at": {"S": utcnow().isoformat()},
+        }
+        items.append({"Put": {"TableName": self.names.meta, "Item": marker}})
+        return self._transact("commit", items)
+
+    def list_files(
+        self,
+        status: FileStatus | None = None,
+        *,
+        dataset: str | None = None,
+        key: str | None = None,
+        source: str | None = None,
+        settled: bool | None = None,
+        limit: int | None = None,
+    ) -> list[FileRecord]:
+        """A Query on ``by_key`` or ``by_status`` when a key or status is given, else a Scan
+        of the rows; the other filters apply to what comes back."""
+        if key is not None:
+            items = self._query(
+                self.names.files,
+                IndexName="by_key",
+                KeyConditionExpression="#k = :k",
+                ExpressionAttributeNames={"#k": "key"},
+                ExpressionAttributeValues={":k": {"S": key}},
+            )
+        elif status is not None:
+            items = self._query(
+                self.names.files,
+                IndexName="by_status",
+                KeyConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": FileStatus(status).value}},
+            )
+        else:
+            items = [i for i in self._scan(self.names.files) if i["pk"]["S"].startswith("seq#")]
+        records = sorted((_record(i) for i in items), key=lambda r: r.seq)
+        records = [
+            r
+            for r in records
+            if status in (None, r.status)
+            and dataset in (None, r.dataset)
+            and source in (None, r.source)
+            and (settled is None or r.settled == settled)
+        ]
+        return records[-limit:] if limit is not None else records
 
     # batching
     def add_pending(self, pending: PendingFile) -> None:
