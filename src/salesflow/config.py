@@ -58,6 +58,12 @@ class AlertSettings(BaseModel):
     webhook_url: str | None = None
     webhook_timeout: float = 5.0
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    sqlite_busy_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="how long one SQLite statement waits for another process's write lock "
+        "before the store counts as unavailable (the service then retries with backoff)",
+    )
     max_attempts: int = Field(5, ge=1)
 
     def threshold_for(self, dataset: str) -> float:
@@ -97,13 +103,20 @@ class Settings(BaseSettings):
         description="the service takes a file once its size and mtime have not changed for "
         "this long (a writer may still be writing it in place)",
     )
+    sqlite_busy_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="how long one SQLite statement waits for another process's write lock "
+        "before the store counts as unavailable (the service then retries with backoff)",
+    )
     max_attempts: int = Field(
         3, ge=1, description="a file whose processing was started this often is failed"
     )
     log_level: str = Field("WARNING", description="the service logs at INFO unless this says more")
     failpoint: str | None = Field(
         None,
-        description="testing only: SIGKILL this process at the named step "
+        description="testing only: SIGKILL this process at the named step, or with "
+        "'raise:<step>[:<dataset>]' raise an unexpected error there "
         "(after_start, after_chunk, after_load, after_lineage, after_aggregate)",
     )
     batching: BatchingSettings = Field(default_factory=BatchingSettings)

@@ -130,7 +130,7 @@ class FileRecord:
             archive_key=d.get("archive_key"),
             report_key=d.get("report_key"),
             error=d.get("error"),
-            attempts=int(d.get("attempts") or 1),
+            attempts=int(d["attempts"]) if d.get("attempts") is not None else 1,
             version=str(d.get("version") or ""),
             arrived_at=_time(d.get("arrived_at")),
             source=str(d.get("source") or ""),

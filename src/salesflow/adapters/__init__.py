@@ -63,8 +63,8 @@ def _local(settings: Settings) -> Backend:
     return Backend(
         store=LocalObjectStore(settings.bucket_dir),
         records=ParquetRecordStore(settings.bucket_dir),
-        tables=SqliteTables(settings.db_path),
-        dlq=SqliteDeadLetterQueue(settings.db_path),
+        tables=SqliteTables(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
+        dlq=SqliteDeadLetterQueue(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
         notifiers=notifiers,
     )
 

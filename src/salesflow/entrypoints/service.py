@@ -98,8 +98,16 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-    with open_backend(settings) as backend:
-        _serve(backend, settings, json_lines, stop, wake)
+    backoff = 0.0
+    while not stop.is_set():
+        try:
+            with open_backend(settings) as backend:
+                _serve(backend, settings, json_lines, stop, wake)
+            return
+        except StoreUnavailable as exc:  # the store was locked while it was being opened
+            backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
+            log.warning("the state store is unavailable, retrying in %.0fs: %s", backoff, exc)
+            wake.wait(backoff)
 
 
 def _serve(

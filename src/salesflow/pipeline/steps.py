@@ -58,13 +58,24 @@ ERROR_CHARS = 600
 """An error kept in lineage is cut to this length (a poison file can raise huge messages)."""
 
 
-def failpoint(settings: Settings, name: str) -> None:
-    """Die here, as a power cut would, when ``settings.failpoint`` names this step.
+class InjectedFailure(RuntimeError):
+    """What ``raise:<step>`` failpoints raise: an error no code path expects."""
 
-    The crash tests use it to kill a real process at an exact point; it is off by default.
+
+def failpoint(settings: Settings, name: str, dataset: str | None = None) -> None:
+    """Die here, as a power cut would, when ``settings.failpoint`` names this step; or, with
+    ``raise:<step>[:<dataset>]``, raise an error nothing expects (for that dataset only).
+
+    The crash and isolation tests use it to break a real process at an exact point; it is
+    off by default.
     """
-    if settings.failpoint == name:
+    point = settings.failpoint
+    if point == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    if point and point.startswith("raise:"):
+        step, _, only = point.removeprefix("raise:").partition(":")
+        if step == name and only in ("", dataset):
+            raise InjectedFailure(f"failpoint {point}: an unexpected error")
 
 
 def _hash(path: Path) -> tuple[str, int, bytes]:
@@ -294,7 +305,7 @@ def load(
     high-value sales spooled for publish. A redo first drops what an earlier attempt wrote."""
     if state.done:
         return state
-    failpoint(settings, "after_start")
+    failpoint(settings, "after_start", state.dataset)
     now = now or utcnow()
     spec = get_spec(state.dataset)
     backend.records.drop(spec.name, state.seq)
@@ -329,13 +340,13 @@ def load(
             if not chunk.rejected.is_empty():
                 _spool(backend, state.seq, f"rejected-{chunk.index:05d}.parquet", chunk.rejected)
             report.add(chunk)
-            failpoint(settings, "after_chunk")
+            failpoint(settings, "after_chunk", spec.name)
     state.rows_in, state.valid, state.rejected = report.rows_in, report.valid, report.rejected
     state.alerts = alerts
     state.days = sorted(d.isoformat() for d in days)
     state.report_key = layout.report_key(state.key, spec.name, state.seq)
     backend.store.put_bytes(state.report_key, json.dumps(report.to_dict(), indent=2).encode())
-    failpoint(settings, "after_load")
+    failpoint(settings, "after_load", spec.name)
     return state
 
 
@@ -375,7 +386,7 @@ def commit(
     if not backend.tables.commit_files([record], commit=record.seq):
         current = _row(backend, state)
         return StepState.of(current)  # another process finished or failed it meanwhile
-    failpoint(settings, "after_lineage")
+    failpoint(settings, "after_lineage", record.dataset)
     return StepState.of(record)
 
 
@@ -429,7 +440,7 @@ def publish(
                 high_value_alerts(spec.name, record.key, hits, threshold=threshold, sinks=sinks)
             )
     refresh_aggregates(backend.records, backend.tables, spec.name, StepState.of(record).day_dates)
-    failpoint(settings, "after_aggregate")
+    failpoint(settings, "after_aggregate", spec.name)
     moved = _move_if_unchanged(backend, record)
     if not moved and backend.store.stat(record.key) is not None:
         log.warning(

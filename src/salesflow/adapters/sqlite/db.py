@@ -22,17 +22,18 @@ BUSY_TIMEOUT_MS = 30_000
 class Database:
     """A connection to ``path`` with the pragmas salesflow relies on."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_seconds: float = BUSY_TIMEOUT_MS / 1000) -> None:
         self.path = Path(path)
+        busy_ms = int(busy_seconds * 1000)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
             self.path,
-            timeout=BUSY_TIMEOUT_MS / 1000,
+            timeout=busy_ms / 1000,
             isolation_level=None,  # autocommit; transactions are explicit
             check_same_thread=False,
         )
-        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a commit survives a process crash (kill -9) and the file can
         # never be corrupted; only the last commits may be lost on power loss, which

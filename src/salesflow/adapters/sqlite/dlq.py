@@ -58,9 +58,12 @@ def _letter(row: tuple[Any, ...]) -> DeadLetter:
 class SqliteDeadLetterQueue:
     """The ``DeadLetterQueue`` port over the SQLite file ``path`` (the tables' file is fine)."""
 
-    def __init__(self, path: Path) -> None:
-        self.db = Database(path)
-        self.db.script(SCHEMA)
+    def __init__(self, path: Path, *, busy_seconds: float = 30.0) -> None:
+        self.db = Database(path, busy_seconds=busy_seconds)
+        with self.db.read() as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        if not {"dead_letters", "letter_rules"} <= names:
+            self.db.script(SCHEMA)
 
     def close(self) -> None:
         self.db.close()

@@ -141,8 +141,8 @@ class _NotInProgress(Exception):
 class SqliteTables:
     """The ``Tables`` port over the SQLite file ``path`` (default ``<data_dir>/salesflow.db``)."""
 
-    def __init__(self, path: Path) -> None:
-        self.db = Database(path)
+    def __init__(self, path: Path, *, busy_seconds: float = 30.0) -> None:
+        self.db = Database(path, busy_seconds=busy_seconds)
         with self.db.read() as conn:
             _refuse_old_layout(conn, self.db.path)
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
