@@ -52,6 +52,8 @@ def _letter(row: tuple[Any, ...]) -> DeadLetter:
     d = dict(zip(COLUMNS, row, strict=True))
     d["raw"] = json.loads(d["raw"])
     d["reasons"] = json.loads(d["reasons"])
+    head = str(d["id"]).partition(":")[0]
+    d["seq"] = int(head) if head.isdigit() else 0  # ids are "<seq>:<record>"
     return DeadLetter.from_dict(d)
 
 
