@@ -92,7 +92,9 @@ def _check_archive(backend: Backend, report: AuditReport, record: FileRecord) ->
     want = layout.FAILED if record.status == FileStatus.FAILED else layout.PROCESSED
     archive = record.archive_key
     placed = bool(archive) and archive is not None and archive.startswith(want)
-    report.check("archived", placed, f"{name}: {record.status.value} but archive key is {archive!r}")
+    report.check(
+        "archived", placed, f"{name}: {record.status.value} but archive key is {archive!r}"
+    )
     if not placed or archive is None:
         return
     info = backend.store.stat(archive)
