@@ -148,17 +148,16 @@ class Tables(Protocol):
         """Store row ``record.seq`` (it exists). With ``expect``, only if its stored status is
         ``expect``; returns whether it was written (a conditional write on AWS)."""
 
-    def commit_files(
-        self,
-        records: Sequence[FileRecord],
-        *,
-        commit: int,
-        totals: pl.DataFrame | None = None,
-    ) -> bool:
+    def commit_files(self, records: Sequence[FileRecord], *, commit: int) -> bool:
         """The commit point of the pipeline, in one transaction: every row of ``records``
-        (each still IN_PROGRESS) stored as given, the commit marker ``commit`` (see
-        ``Catalog``), and the totals deltas (``TOTALS`` key columns, ``cents`` and ``records``
-        to add). Writes nothing and returns False if any row is no longer IN_PROGRESS."""
+        (each still IN_PROGRESS) stored as given, and the commit marker ``commit`` (see
+        ``Catalog``). Writes nothing and returns False if any row is no longer IN_PROGRESS."""
+
+    def apply_totals(self, commit: int, deltas: pl.DataFrame) -> None:
+        """Add ``deltas`` (the ``TOTALS`` columns: what commit ``commit`` adds to each group,
+        negative for what it replaced) to the stored totals, exactly once however often it is
+        called for the same commit (publish retries it after a crash). A group whose
+        ``records`` fall to zero is removed."""
 
     def list_files(
         self,

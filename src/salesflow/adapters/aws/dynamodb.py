@@ -41,6 +41,7 @@ from salesflow.adapters.aws.errors import translate
 from salesflow.adapters.aws.items import encode, frame_to_items, items_to_frame
 from salesflow.adapters.aws.retry import Backoff
 from salesflow.errors import TransientError
+from salesflow.kpis.aggregates import TOTALS
 from salesflow.models import Alert, FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.ports import AggregateSpec
 
@@ -260,17 +261,9 @@ class DynamoTables:
             self.names.files, item, "#status = :expect", **{":expect": {"S": expect.value}}
         )
 
-    def commit_files(
-        self,
-        records: Sequence[FileRecord],
-        *,
-        commit: int,
-        totals: pl.DataFrame | None = None,
-    ) -> bool:
+    def commit_files(self, records: Sequence[FileRecord], *, commit: int) -> bool:
         """The rows (each conditioned on IN_PROGRESS) and the commit marker in one
         TransactWriteItems."""
-        if totals is not None and not totals.is_empty():
-            raise NotImplementedError("totals deltas on DynamoDB")
         items: list[Item] = [
             {
                 "Put": {
@@ -290,6 +283,60 @@ class DynamoTables:
         }
         items.append({"Put": {"TableName": self.names.meta, "Item": marker}})
         return self._transact("commit", items)
+
+    def apply_totals(self, commit: int, deltas: pl.DataFrame) -> None:
+        """The deltas as ``ADD`` updates in TransactWriteItems of up to 99 groups, each with
+        a marker item ``applied#<commit>``/``<chunk>`` that must not exist yet: a chunk that
+        went through once is refused as a whole the second time (exactly once). Chunks are
+        cut the same way on every call (groups sorted by key). Groups left with no records
+        are deleted afterwards."""
+        if deltas.is_empty():
+            return
+        spec = TOTALS
+        frame = deltas.select(spec.columns).sort(list(spec.key))
+        keys = self._sort_keys(spec, frame)
+        rows = frame.select("total_amount", "records").rows()
+        for chunk, start in enumerate(range(0, len(keys), 99)):
+            marker = {
+                "pk": {"S": f"applied#{commit}"},
+                "sk": {"S": str(chunk)},
+                "at": {"S": utcnow().isoformat()},
+            }
+            items: list[Item] = [
+                {
+                    "Put": {
+                        "TableName": self.names.meta,
+                        "Item": marker,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            ]
+            chunk_rows = zip(keys[start : start + 99], rows[start : start + 99], strict=True)
+            items.extend(self._add_total(sk, amount, count) for sk, (amount, count) in chunk_rows)
+            self._transact(f"totals of commit {commit}", items)
+        empty = [
+            {"pk": {"S": spec.name}, "sk": i["sk"]}
+            for i in self._aggregate_items(spec)
+            if int(i.get("records", {"N": "0"})["N"]) <= 0
+        ]
+        BatchWriter(self.client, self.names.aggregates, self.backoff).delete(empty)
+
+    def _add_total(self, sk: str, amount: float, count: int) -> Item:
+        scope, group = json.loads(sk)
+        return {
+            "Update": {
+                "TableName": self.names.aggregates,
+                "Key": {"pk": {"S": TOTALS.name}, "sk": {"S": sk}},
+                "UpdateExpression": "ADD total_amount :a, #r :n SET #s = :s, #i = :i",
+                "ExpressionAttributeNames": {"#r": "records", "#s": "scope", "#i": "id"},
+                "ExpressionAttributeValues": {
+                    ":a": {"N": repr(float(amount))},
+                    ":n": {"N": str(int(count))},
+                    ":s": {"S": str(scope)},
+                    ":i": {"S": str(group)},
+                },
+            }
+        }
 
     def list_files(
         self,

@@ -35,7 +35,8 @@ CREATE TABLE IF NOT EXISTS alerts (
     status TEXT NOT NULL, attempts INTEGER NOT NULL, created_at TEXT NOT NULL, sent_at TEXT,
     error TEXT
 );
-CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status)
+CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status);
+CREATE TABLE IF NOT EXISTS totals_applied (commit_id INTEGER PRIMARY KEY)
 """
 
 COMMITS = "commits"
@@ -146,7 +147,7 @@ class SqliteTables:
         with self.db.read() as conn:
             _refuse_old_layout(conn, self.db.path)
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        if not {LINEAGE, COMMITS, "alerts", "pending_batches"} <= names:
+        if not {LINEAGE, COMMITS, "alerts", "pending_batches", "totals_applied"} <= names:
             with self.db.transaction() as conn:
                 _create_lineage(conn)
             self.db.script(SCHEMA)
@@ -203,14 +204,8 @@ class SqliteTables:
         with self.db.transaction() as conn:
             return conn.execute(query, params).rowcount == 1
 
-    def commit_files(
-        self,
-        records: Sequence[FileRecord],
-        *,
-        commit: int,
-        totals: pl.DataFrame | None = None,
-    ) -> bool:
-        """Lineage rows, the commit marker and the totals deltas in one transaction."""
+    def commit_files(self, records: Sequence[FileRecord], *, commit: int) -> bool:
+        """Lineage rows and the commit marker in one transaction."""
         try:
             with self.db.transaction() as conn:
                 for record in records:
@@ -226,12 +221,20 @@ class SqliteTables:
                     f"INSERT OR IGNORE INTO {COMMITS} (id, at) VALUES (?, ?)",
                     (commit, utcnow().isoformat()),
                 )
-                if totals is not None and not totals.is_empty():
-                    self._ensure(conn, TOTALS)
-                    aggregates.add(conn, TOTALS, totals)
         except _NotInProgress:
             return False  # rolled back: another process finished or failed the file
         return True
+
+    def apply_totals(self, commit: int, deltas: pl.DataFrame) -> None:
+        """The deltas and a marker of them in one transaction; a second call finds the
+        marker and does nothing."""
+        with self.db.transaction() as conn:
+            marked = conn.execute(
+                "INSERT OR IGNORE INTO totals_applied (commit_id) VALUES (?)", (commit,)
+            ).rowcount
+            if marked and not deltas.is_empty():
+                self._ensure(conn, TOTALS)
+                aggregates.add(conn, TOTALS, deltas)
 
     def list_files(
         self,
