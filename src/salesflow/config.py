@@ -140,6 +140,13 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         return self.data_dir / "salesflow.db"
 
+    @property
+    def scratch_dir(self) -> Path | None:
+        """Where decoded copies of input files live while they are read (gzip, Latin-1, bare
+        CRs): the data dir's ``scratch/`` locally, so customer data never leaves it; the
+        system temp dir (None) on AWS, where there is no data dir."""
+        return self.data_dir / "scratch" if self.backend == "local" else None
+
     @classmethod
     def settings_customise_sources(
         cls,

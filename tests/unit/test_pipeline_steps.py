@@ -112,7 +112,7 @@ def test_unreadable_file_fails_into_failed_with_a_clear_error(
 def test_unknown_dataset_fails_without_crashing(backend: Backend, settings: Settings) -> None:
     key = _put(backend, "inbox/mystery.bin", b"\x00\x01\x02 binary")
     state = process_file(backend, settings, key, now=NOW)
-    assert state.status == "FAILED" and "dataset" in (state.error or "")
+    assert state.status == "FAILED" and "not text" in (state.error or "")
     assert backend.store.exists(state.archive_key or "")
 
 

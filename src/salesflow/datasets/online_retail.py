@@ -44,8 +44,14 @@ ONLINE_RETAIL = DatasetSpec(
             "InvoiceDate",
             pl.Datetime("us", "UTC"),
             required=True,
-            formats=("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S"),
-            description="US month/day/year, UK time read as UTC",
+            formats=(
+                "%m/%d/%Y %H:%M",
+                "%m/%d/%Y %H:%M:%S",
+                "%Y-%m-%d %H:%M:%S",  # as pandas and Excel export it
+                "%Y-%m-%d %H:%M",
+                "%Y-%m-%dT%H:%M:%S",
+            ),
+            description="US month/day/year or ISO 8601, UK time read as UTC",
         ),
         FieldSpec("UnitPrice", pl.Float64(), required=True),
         FieldSpec("CustomerID", pl.Utf8(), description="empty for guest checkouts"),

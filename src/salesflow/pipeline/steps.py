@@ -35,14 +35,13 @@ import polars as pl
 
 from salesflow import layout
 from salesflow.config import Settings
-from salesflow.datasets import dataset_of_folder, detect_dataset, get_spec
+from salesflow.datasets import dataset_of_folder, detect_dataset, get_spec, undetected
 from salesflow.errors import (
     FileLevelError,
     SalesflowError,
     StoreBroken,
     StoreUnavailable,
     TransientError,
-    UnknownDatasetError,
 )
 from salesflow.kpis import refresh_aggregates
 from salesflow.models import FileRecord, FileStatus, utcnow
@@ -109,7 +108,7 @@ def resolve_dataset(key: str, head: bytes, explicit: str | None) -> str:
         )
     detected = detect_dataset(key, head)
     if detected is None:
-        raise UnknownDatasetError(key)
+        raise undetected(key, head)
     return detected
 
 
@@ -324,6 +323,7 @@ def load(
             now=now,
             processing_day=now.astimezone(UTC).date(),
             chunk_rows=settings.chunk_rows,
+            scratch=settings.scratch_dir,
         ):
             valid = chunk.valid.with_columns(pl.lit(state.seq, dtype=pl.Int64).alias("_seq"))
             if not valid.is_empty():

@@ -4,20 +4,63 @@ JSON inputs are small (a batch of orders, a sale event), so records are parsed a
 flattened with Python in one pass; every rule still runs column-wise in the engine.
 Keys are matched spelling-insensitively along their dotted path (``order-info.OrderId``
 == ``orderInfo.order_id``); keys the spec does not know are kept in ``_extra``.
+
+Nesting is bounded before anything is parsed: a document nested deeper than ``MAX_DEPTH``
+fails the file (``structure.json_depth``), a JSON Lines line that deep is rejected on its
+own. Python's recursive decoder would otherwise raise ``RecursionError`` (a 200 KB file of
+``[[[[...]]]]`` did), and every step after parsing recurses too.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from salesflow.datasets.spec import DatasetSpec, normalize
 from salesflow.errors import FileLevelError
 from salesflow.validation.engine import STRUCTURE, STRUCTURE_MSG, Arrived, src
 from salesflow.validation.text import BOM, TextFile
+
+MAX_DEPTH = 64
+"""Sales records nest a few levels; 64 leaves room for any real export."""
+_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
+_OPEN, _CLOSE = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"]}", dtype=np.uint8)
+
+
+def nesting(text: str) -> tuple[int, list[int]]:
+    """How deep ``text`` nests as a whole, and each ``\\n``-separated line on its own
+    (brackets inside strings do not count). Linear and vectorised: no recursion, no parse.
+
+    >>> nesting('{"a": [1, "]]"]}\\n[[[]]]')
+    (3, [2, 3])
+    """
+    stripped = _STRING.sub("", text).encode("utf-8")
+    raw = np.frombuffer(stripped, dtype=np.uint8)
+    if not raw.size:
+        return 0, [0]
+    step = np.isin(raw, _OPEN).astype(np.int64) - np.isin(raw, _CLOSE).astype(np.int64)
+    depth = np.cumsum(step)
+    starts = np.concatenate(([0], np.flatnonzero(raw == ord("\n")) + 1))
+    inside = starts[starts < raw.size]
+    peaks = np.maximum.reduceat(depth, inside)
+    base = np.where(inside > 0, depth[np.maximum(inside - 1, 0)], 0)
+    lines = (peaks - base).clip(min=0).tolist()
+    lines += [0] * (len(starts) - len(inside))  # a last, empty line after a final newline
+    return max(int(depth.max()), 0), lines
+
+
+def _too_deep(source: str, depth: int) -> FileLevelError:
+    return FileLevelError(
+        source,
+        f"JSON nested deeper than {MAX_DEPTH} levels (it reaches {depth:,})",
+        rule="structure.json_depth",
+        hint="sales records nest a few levels; check what wrote the file, and flatten it",
+    )
 
 
 def _scalar(value: Any) -> str | None:
@@ -81,6 +124,12 @@ class _Flattener:
                         extra[path] = value
         elif broken:
             problem = ("structure.bad_json", "this line is not valid JSON")
+            if isinstance(record, int):  # too deep to parse: the depth it reaches
+                problem = (
+                    "structure.json_depth",
+                    f"this line nests deeper than {MAX_DEPTH} levels ({record:,})",
+                )
+                record = None
             text = json.dumps({"_raw": text}, ensure_ascii=False)
         else:
             problem = ("structure.not_object", f"record is a {type(record).__name__}")
@@ -146,20 +195,28 @@ def _records(spec: DatasetSpec, top: Any, source: str) -> list[Any]:
     raise _shape_error(spec, source, f"an object with keys {sorted(top)[:5]}")
 
 
-def _json_lines(text: str) -> list[tuple[Any, str, bool]] | None:
+def _json_lines(text: str, depths: list[int]) -> list[tuple[Any, str, bool]] | None:
     """Records of a JSON Lines text as (value, line, broken), or None if it is not JSON
-    Lines (fewer than two lines, or a first line that does not parse)."""
-    lines = [line for line in text.splitlines() if line.strip()]
+    Lines (fewer than two lines, or a first line that does not parse).
+
+    Lines are separated by ``\\n`` only (``\\r\\n`` too): U+2028 and friends are legal
+    inside JSON strings and must not split a record. A line nested deeper than
+    ``MAX_DEPTH`` is broken, its value the depth it reaches."""
+    lines = [
+        (line, depth) for line, depth in zip(text.split("\n"), depths, strict=True) if line.strip()
+    ]
     if len(lines) < 2:
         return None
     out: list[tuple[Any, str, bool]] = []
-    for i, line in enumerate(lines):
+    for i, (line, depth) in enumerate(lines):
         try:
+            if depth > MAX_DEPTH:
+                raise RecursionError
             out.append((json.loads(line), line.strip(), False))
-        except ValueError:
+        except (ValueError, RecursionError):
             if i == 0:
                 return None
-            out.append((None, line, True))
+            out.append((depth if depth > MAX_DEPTH else None, line.removesuffix("\r"), True))
     return out
 
 
@@ -168,11 +225,19 @@ def json_chunks(
 ) -> Iterator[Arrived]:
     """Parse ``content`` (the decoded file) and yield it in chunks of ``chunk_rows``."""
     flat = _Flattener(spec)
+    depth, depths = nesting(content)
+    top: Any = None
+    lines = None
     try:
-        for record in _records(spec, json.loads(content), source):
-            flat.add(record)
+        if depth > MAX_DEPTH:
+            raise RecursionError(depth)
+        top = json.loads(content)
+    except RecursionError:  # one document too deep, unless it is JSON Lines
+        lines = _json_lines(content, depths)
+        if lines is None:
+            raise _too_deep(source, depth) from None
     except json.JSONDecodeError as exc:
-        lines = _json_lines(content)
+        lines = _json_lines(content, depths)
         if lines is None:
             raise FileLevelError(
                 source,
@@ -180,6 +245,10 @@ def json_chunks(
                 rule="structure.bad_json",
                 hint="the file may be truncated or not JSON; fix it and upload it again",
             ) from exc
+    if lines is None:
+        for record in _records(spec, top, source):
+            flat.add(record)
+    else:
         for record, line, broken in lines:
             flat.add(record, line, broken=broken)
     frame = flat.frame()

@@ -56,9 +56,12 @@ def processing_lock(settings: Settings) -> Iterator[None]:
     if settings.backend != "local":
         yield
         return
+    from salesflow.validation.text import clean_scratch
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with (settings.data_dir / ".processing.lock").open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
+        clean_scratch(settings.scratch_dir)  # decoded copies a killed process left behind
         try:
             yield
         finally:
