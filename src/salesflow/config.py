@@ -9,16 +9,19 @@ Nothing else in salesflow reads the environment.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from salesflow.errors import ConfigError
 
 
 class BatchingSettings(BaseModel):
@@ -161,5 +164,41 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings with explicit overrides; ``None`` values are ignored so CLI flags pass through."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings with explicit overrides; ``None`` values are ignored so CLI flags pass through.
+
+    Raises ``ConfigError`` naming the one setting (or the TOML line) that is wrong, and
+    where it can be set, instead of pydantic's multi-line report or a parser traceback.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise _invalid_setting(exc, overrides) from None
+    except tomllib.TOMLDecodeError as exc:
+        name = os.environ.get("SALESFLOW_CONFIG", "salesflow.toml")
+        raise ConfigError(
+            f"{name}: not valid TOML: {exc}",
+            hint="fix that line, or point SALESFLOW_CONFIG at another file",
+        ) from None
+    except OSError as exc:
+        name = os.environ.get("SALESFLOW_CONFIG", "salesflow.toml")
+        raise ConfigError(
+            f"{name}: cannot be read: {exc.strerror}",
+            hint="fix its permissions, or point SALESFLOW_CONFIG at another file",
+        ) from None
+
+
+def _invalid_setting(exc: ValidationError, overrides: dict[str, Any]) -> ConfigError:
+    """The first error of ``exc`` as one line: the setting, the value, what is expected."""
+    first = exc.errors()[0]
+    path = [str(part) for part in first.get("loc", ())]
+    dotted = ".".join(path) or "settings"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" = {value!r}"
+    places = [f"SALESFLOW_{'__'.join(path).upper()}", "salesflow.toml"]
+    if path and path[0] in overrides and overrides[path[0]] is not None:
+        places.insert(0, f"--{path[0].replace('_', '-')}")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return ConfigError(
+        f"invalid setting {dotted}{shown}: {first['msg']}{more}",
+        hint=f"set it with {' or '.join(places)}",
+    )

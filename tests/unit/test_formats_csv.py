@@ -284,3 +284,9 @@ def test_online_retail_iso_timestamps_as_pandas_and_excel_write_them(tmp_path: P
     assert result.report.rejected == 0, result.report.to_dict()["samples"]
     stamps = [d.strftime("%Y-%m-%d %H:%M") for d in result.valid["InvoiceDate"].to_list()]
     assert stamps == ["2010-12-01 08:26", "2010-12-02 09:30", "2010-12-01 08:26"]
+
+
+@pytest.mark.parametrize("name", ["sales [2].csv", "q*?.csv", "[bold]a.csv"])
+def test_a_name_that_looks_like_a_glob_pattern_is_read_as_a_name(tmp_path: Path, name: str) -> None:
+    result = validate(write(tmp_path, name, f"{RETAIL_HEADER}\n{LINE}\n"), "online_retail")
+    assert result.report.valid == 1

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import cast
 
 from salesflow.config import Settings
-from salesflow.errors import MissingDependencyError, SalesflowError
+from salesflow.errors import ConfigError, MissingDependencyError, SalesflowError
 from salesflow.ports import Backend, Notifier
 
 
@@ -75,6 +75,11 @@ def _aws(settings: Settings) -> Backend:
     except ImportError as exc:
         raise MissingDependencyError("aws", "boto3") from exc
     module = importlib.import_module("salesflow.adapters.aws")
+    if not module.boto3_session(settings).region_name:
+        raise ConfigError(
+            "the aws backend needs an AWS region, and none is configured",
+            hint="set SALESFLOW_AWS__REGION (or AWS_REGION, or region in ~/.aws/config)",
+        )
     return cast(Backend, module.build(settings))
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from salesflow.config import Settings
 from salesflow.entrypoints.cli.common import open_backend, processing_lock
 from salesflow.errors import StoreUnavailable
+from salesflow.logs import one_line, printable
 from salesflow.models import utcnow
 from salesflow.pipeline.batching import seconds_until_due
 from salesflow.pipeline.inbox import Detections, TickResult, tick
@@ -73,9 +74,11 @@ def _report(state: StepState, json_lines: bool) -> None:
     if json_lines:
         sys.stdout.write(json.dumps({"file": state.key, **state.to_dict()}) + "\n")
     else:
+        # a key is whatever name a file arrived with: escaped, it stays on its own line
+        error = f" error={one_line(state.error)}" if state.error else ""
         sys.stdout.write(
-            f"{state.status:<10} {state.key} rows_in={state.rows_in} valid={state.valid} "
-            f"rejected={state.rejected}" + (f" error={state.error}" if state.error else "") + "\n"
+            f"{state.status:<10} {printable(state.key)} rows_in={state.rows_in} "
+            f"valid={state.valid} rejected={state.rejected}{error}\n"
         )
     sys.stdout.flush()
 
@@ -101,7 +104,7 @@ def serve(
     backoff = 0.0
     while not stop.is_set():
         try:
-            with open_backend(settings) as backend:
+            with open_backend(settings, create=True) as backend:
                 _serve(backend, settings, json_lines, stop, wake)
             return
         except StoreUnavailable as exc:  # the store was locked while it was being opened

@@ -11,6 +11,18 @@ from salesflow.pipeline.steps import HEAD_BYTES, resolve_dataset
 from salesflow.validation import FileReport, validate_file
 
 
+def _unreadable(path: Path, exc: OSError) -> FileLevelError:
+    """Why ``path`` cannot be read, and what to do, as a file-level error."""
+    source = str(path)
+    if path.is_dir():
+        cause, hint = "it is a folder, not a file", f"pass the files in it, e.g. {path}/*.csv"
+    elif not path.exists():
+        cause, hint = "no such file", "check the path (relative to the current folder)"
+    else:
+        cause, hint = f"cannot read: {exc.strerror}", "check the file's permissions"
+    return FileLevelError(source, cause, rule="structure.io", hint=hint)
+
+
 def validate_paths(paths: Sequence[Path], *, dataset: str | None = None) -> list[dict[str, Any]]:
     """One report dict per file (the same schema as the stored reports).
 
@@ -31,6 +43,5 @@ def validate_paths(paths: Sequence[Path], *, dataset: str | None = None) -> list
         except FileLevelError as exc:
             reports.append(FileReport.failed(source, name, exc).to_dict())
         except OSError as exc:
-            error = FileLevelError(source, f"cannot read: {exc.strerror}", rule="structure.io")
-            reports.append(FileReport.failed(source, name, error).to_dict())
+            reports.append(FileReport.failed(source, name, _unreadable(path, exc)).to_dict())
     return reports

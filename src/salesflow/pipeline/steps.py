@@ -485,7 +485,7 @@ def fail(
     record.archive_key = _archive_key(record, ok=False, when=now)
     record.settled = True
     if backend.tables.update_file(record, expect=FileStatus.IN_PROGRESS):
-        log.warning("file failed: %s", error)
+        log.info("file failed: %s", error)  # INFO: the caller reports it (CLI: stderr)
         _move_if_unchanged(backend, record)
     return StepState.of(record)
 

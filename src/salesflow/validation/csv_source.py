@@ -134,6 +134,7 @@ def csv_chunks(
         empty_string_is_null=False,
         missing_columns="insert",
         extra_columns="ignore",  # a first record with extra fields is judged like any other
+        glob=False,  # a name such as "sales [2].csv" is a name, not a pattern
         raise_if_empty=False,
     )
     fields = [

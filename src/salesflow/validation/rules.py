@@ -11,8 +11,7 @@ RULES: dict[str, str] = {
     # file level: the file cannot be read at all
     "structure.empty": "the file is empty (no header, no records)",
     "structure.not_text": (
-        "the file is not text (NUL bytes, or a ZIP, Excel, UTF-16, PDF... signature); "
-        "gzip is read"
+        "the file is not text (NUL bytes, or a ZIP, Excel, UTF-16, PDF... signature); gzip is read"
     ),
     "structure.bad_gzip": (
         "the gzip data is corrupt or cut short, or inflates past the bound (a zip bomb)"

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from salesflow.adapters.alerts.errors import SinkError
 from salesflow.errors import SalesflowError
+from salesflow.logs import redact_url
 from salesflow.models import Alert
 
 
@@ -21,10 +22,11 @@ class WebhookNotifier:
     def __init__(self, url: str, timeout: float = 5.0) -> None:
         if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
             raise SalesflowError(
-                f"webhook URL {url!r} is not an http(s) URL",
+                f"webhook URL {redact_url(url)!r} is not an http(s) URL",
                 hint="set SALESFLOW_ALERTS__WEBHOOK_URL=https://host/path",
             )
         self.url = url
+        self.shown = redact_url(url)  # errors are stored and printed: no password, no token
         self.timeout = timeout
 
     def send(self, alert: Alert) -> None:
@@ -44,7 +46,7 @@ class WebhookNotifier:
                 pass
         except urllib.error.HTTPError as exc:
             exc.close()  # it holds the response's socket
-            raise SinkError(self.name, alert.id, f"{self.url} answered HTTP {exc.code}") from exc
+            raise SinkError(self.name, alert.id, f"{self.shown} answered HTTP {exc.code}") from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
-            raise SinkError(self.name, alert.id, f"{self.url} unreachable: {reason}") from exc
+            raise SinkError(self.name, alert.id, f"{self.shown} unreachable: {reason}") from exc

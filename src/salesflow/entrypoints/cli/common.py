@@ -12,9 +12,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from salesflow.config import Settings, load_settings
+from salesflow.errors import UsageError
+from salesflow.logs import one_line, printable
 from salesflow.ports import Backend
 
 DataDir = Annotated[
@@ -36,12 +39,25 @@ def settings_for(data_dir: Path | None, backend: str | None = None, **more: Any)
 
 
 @contextlib.contextmanager
-def open_backend(settings: Settings) -> Iterator[Backend]:
-    """The configured backend, closed on exit."""
+def open_backend(settings: Settings, *, create: bool = False) -> Iterator[Backend]:
+    """The configured backend, closed on exit.
+
+    Only commands that bring data in (``create=True``: ingest, run, demo) may create a local
+    data dir; the others refuse one that holds no salesflow data rather than leave an empty
+    one behind (a typo in ``--data-dir`` would otherwise show an empty, healthy pipeline).
+    """
     from salesflow.adapters import build_backend
 
     if settings.backend == "local":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        elif not settings.db_path.is_file():
+            raise UsageError(
+                f"no salesflow data in {settings.data_dir}"
+                + ("" if settings.data_dir.is_dir() else " (the folder does not exist)"),
+                hint="pass --data-dir (or set SALESFLOW_DATA_DIR) to where salesflow ingested "
+                "files; nothing has been ingested here yet",
+            )
     backend = build_backend(settings)
     try:
         yield backend
@@ -73,12 +89,20 @@ def emit_json(payload: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A Rich table; every cell is shown as plain text (a key holding ``[red]`` or a newline
+    prints as it is, on its own line: it cannot restyle or forge output)."""
     out = Table(title=title, title_justify="left")
     for column in columns:
         out.add_column(column, overflow="fold")
     for row in rows:
-        out.add_row(*("" if v is None else _fmt(v) for v in row))
+        out.add_row(*("" if v is None else safe(_fmt(v)) for v in row))
     return out
+
+
+def safe(text: str) -> str:
+    """``text`` (a file name, key or message from the data) ready for ``console.print``:
+    control characters escaped, Rich markup disarmed."""
+    return escape(printable(text))
 
 
 def _fmt(value: Any) -> str:
@@ -89,6 +113,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def print_error(message: str, hint: str = "", *, label: str = "error") -> None:
+    """One line on stderr: ``error: <message> (<hint>)``, emails masked, URLs redacted and
+    control characters escaped."""
+    text = one_line(f"{message} ({hint})" if hint else message)
+    err_console.print(f"[red]{label}:[/red] {escape(text)}", soft_wrap=True)
+
+
 def fail(message: str, hint: str = "", code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}" + (f" [dim]({hint})[/dim]" if hint else ""))
+    print_error(message, hint)
     return typer.Exit(code)

@@ -16,10 +16,11 @@ from salesflow.entrypoints.cli.common import (
     fail,
     open_backend,
     processing_lock,
+    safe,
     settings_for,
     table,
 )
-from salesflow.logs import mask_email
+from salesflow.logs import mask_secrets
 from salesflow.models import DeadLetter, LetterStatus
 from salesflow.ports import Backend
 
@@ -86,10 +87,11 @@ def show(
         emit_json(letter.to_dict())
         return
     console.print(
-        f"[bold]{letter.id}[/bold] {letter.dataset} {letter.source_file} record {letter.record}"
+        f"[bold]{safe(letter.id)}[/bold] {safe(letter.dataset)} {safe(letter.source_file)} "
+        f"record {letter.record}"
     )
     for r in letter.reasons:
-        console.print(f"  - {r.rule} [{r.field}]: {mask_email(r.message)}")
+        console.print(safe(f"  - {r.rule} [{r.field}]: {mask_secrets(r.message)}"))
     console.print_json(data=letter.raw)
 
 
@@ -115,7 +117,7 @@ def export(
         typer.echo(text, nl=False)
     else:
         out.write_text(text, encoding="utf-8")
-        console.print(f"wrote {out}")
+        console.print(f"wrote {safe(str(out))}")
 
 
 @app.command()
@@ -137,6 +139,12 @@ def redrive(
     """
     from salesflow.ops import dlq as ops
 
+    if corrected is not None and not corrected.is_file():
+        what = "is a folder, not a file" if corrected.is_dir() else "does not exist"
+        raise fail(
+            f"--from {corrected} {what}",
+            "pass the file you exported with 'salesflow dlq export' and corrected",
+        )
     settings = settings_for(data_dir, backend)
     with open_backend(settings) as be, processing_lock(settings):
         corrections = dict(ops.read_corrections(corrected)) if corrected else {}
@@ -152,7 +160,7 @@ def redrive(
         return
     console.print(
         f"redriven: {result.redriven}, still failing: {result.still_failing}"
-        + (f", unknown ids: {', '.join(result.unknown)}" if result.unknown else "")
+        + (f", unknown ids: {safe(', '.join(result.unknown))}" if result.unknown else "")
     )
 
 

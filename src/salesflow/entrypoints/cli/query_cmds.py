@@ -14,9 +14,11 @@ from salesflow.entrypoints.cli.common import (
     console,
     emit_json,
     open_backend,
+    safe,
     settings_for,
     table,
 )
+from salesflow.logs import mask_secrets, one_line
 from salesflow.ops import summaries as summary
 from salesflow.ops.audit import audit as run_audit
 
@@ -108,6 +110,8 @@ def alerts(
     """
     with open_backend(settings_for(data_dir, backend)) as be:
         items = be.tables.list_alerts()
+    for a in items:  # a sink's error may quote its URL: no password or token on screen
+        a.error = mask_secrets(a.error) if a.error else a.error
     if json_out:
         emit_json([a.to_dict() for a in items])
         return
@@ -131,7 +135,7 @@ def audit(
     else:
         console.print(table("Audit", ("check", "times"), sorted(report.checks.items())))
         for violation in report.violations:
-            console.print(f"[red]violation[/red] {violation}")
+            console.print(f"[red]violation[/red] {safe(one_line(str(violation)))}")
         console.print("[green]all invariants hold[/green]" if report.ok else "[red]FAILED[/red]")
     if not report.ok:
         raise typer.Exit(1)

@@ -17,8 +17,11 @@ from salesflow.entrypoints.cli.common import (
     Json,
     console,
     emit_json,
+    fail,
     open_backend,
+    print_error,
     processing_lock,
+    safe,
     settings_for,
     table,
 )
@@ -36,8 +39,28 @@ def _state_json(s: StepState) -> dict[str, object]:
     return {"file": s.key, **s.to_dict()}
 
 
+def _no_folders(files: list[Path]) -> None:
+    for path in files:
+        if path.is_dir():
+            raise fail(
+                f"{path} is a folder, not a file",
+                f"pass the files in it, e.g. {path}/*.csv {path}/*.json",
+            )
+
+
+def _report_failures(states: list[StepState]) -> bool:
+    """One line on stderr per FAILED file (which file, why); whether there was any."""
+    failed = [s for s in states if s.status == "FAILED"]
+    for s in failed:
+        error = s.error or "no cause was recorded"
+        print_error(error if error.startswith(s.key) else f"{s.key}: {error}", label="FAILED")
+    return bool(failed)
+
+
 def ingest(
-    files: Annotated[list[Path], typer.Argument(help="CSV or JSON files to load", exists=True)],
+    files: Annotated[
+        list[Path], typer.Argument(help="CSV or JSON files to load (.gz too)", exists=True)
+    ],
     dataset: Annotated[str | None, typer.Option(help="skip detection: the dataset")] = None,
     data_dir: DataDir = None,
     backend: BackendName = None,
@@ -45,14 +68,18 @@ def ingest(
 ) -> None:
     """Put files into the inbox and process them now, bypassing the batching wait.
 
+    Exits 1 when any file ends FAILED (each is named on stderr, with the cause); its
+    records are not stored and the file is kept in failed/.
+
     Example: salesflow ingest orders.json products.csv --json
     """
     from salesflow.pipeline.inbox import ingest as ingest_files
 
+    _no_folders(files)
     settings = settings_for(data_dir, backend)
     if dataset:
         get_spec(dataset)
-    with open_backend(settings) as be, processing_lock(settings):
+    with open_backend(settings, create=True) as be, processing_lock(settings):
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -67,39 +94,52 @@ def ingest(
             )
     if json_out:
         emit_json([_state_json(s) for s in states])
-        return
-    console.print(table("Ingested", STATE_COLUMNS, [_state_row(s) for s in states]))
-    for s in states:
-        if s.error:
-            console.print(f"[yellow]{s.status}[/yellow] {s.error}")
+    else:
+        console.print(table("Ingested", STATE_COLUMNS, [_state_row(s) for s in states]))
+    if _report_failures(states):
+        raise typer.Exit(1)
 
 
 def validate(
     files: Annotated[list[Path], typer.Argument(help="files to check (nothing is stored)")],
     dataset: Annotated[str | None, typer.Option(help="skip detection: the dataset")] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="exit 1 when any record is rejected")
+    ] = False,
     json_out: Json = False,
     data_dir: DataDir = None,
 ) -> None:
     """Validate files without storing anything; print the report per file.
 
-    Example: salesflow validate sales.csv --json
+    Exits 1 when a file does not exist or cannot be read (named on stderr, with the cause),
+    and with --strict when any record is rejected.
+
+    Example: salesflow validate sales.csv --strict && echo clean
     """
     from salesflow.ops.validate import validate_paths
 
     reports = validate_paths(files, dataset=dataset)
     if json_out:
         emit_json(reports)
-        return
-    rows = [[r["file"], r["dataset"], r["rows_in"], r["valid"], r["rejected"]] for r in reports]
-    console.print(table("Validation", ("file", "dataset", "rows_in", "valid", "rejected"), rows))
-    rule_rows = [
-        [r["file"], rule, count] for r in reports for rule, count in sorted(r["rules"].items())
-    ]
-    if rule_rows:
-        console.print(table("Rejections by rule", ("file", "rule", "records"), rule_rows))
-    for r in reports:
-        if r.get("error"):
-            console.print(f"[red]{r['file']}[/red]: {r['error']['cause']} ({r['error']['hint']})")
+    else:
+        rows = [[r["file"], r["dataset"], r["rows_in"], r["valid"], r["rejected"]] for r in reports]
+        console.print(
+            table("Validation", ("file", "dataset", "rows_in", "valid", "rejected"), rows)
+        )
+        rule_rows = [
+            [r["file"], rule, count] for r in reports for rule, count in sorted(r["rules"].items())
+        ]
+        if rule_rows:
+            console.print(table("Rejections by rule", ("file", "rule", "records"), rule_rows))
+    unreadable = [r for r in reports if r.get("error")]
+    for r in unreadable:
+        print_error(f"{r['file']}: {r['error']['cause']}", r["error"]["hint"])
+    rejected = sum(r["rejected"] for r in reports)
+    if strict and rejected:
+        total = sum(r["rows_in"] for r in reports)
+        print_error(f"{rejected:,} of {total:,} records rejected", "--strict: none may be")
+    if unreadable or (strict and rejected):
+        raise typer.Exit(1)
 
 
 def generate(
@@ -129,7 +169,7 @@ def generate(
     if json_out:
         emit_json(manifest.to_dict())
         return
-    console.print(f"wrote {', '.join(str(f) for f in manifest.files)}")
+    console.print(f"wrote {safe(', '.join(str(f) for f in manifest.files))}")
     console.print(f"injected faults: {len(manifest.faults)}")
 
 
@@ -165,7 +205,7 @@ def _stream(settings: object, interval: float, count: int, seed: int) -> None:
         tmp.replace(inbox / name)
         written += 1
         console.print(
-            f"sale {event.get('sale_id')}: {event.get('price')} x {event.get('quantity')}"
+            safe(f"sale {event.get('sale_id')}: {event.get('price')} x {event.get('quantity')}")
         )
         if count == 0 or written < count:
             time.sleep(interval)
@@ -216,7 +256,7 @@ def demo(
     files += generate_files(
         "order_items", rows, samples / "thelook", invalid_rate=0.02, seed=7
     ).files
-    with open_backend(settings) as be, processing_lock(settings):
+    with open_backend(settings, create=True) as be, processing_lock(settings):
         states = ingest_files(be, settings, files)
         info = summary.status(be)
         kpi = summary.kpis(be).tail(5)
