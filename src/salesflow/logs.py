@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from salesflow.errors import SalesflowError
 
-EMAIL = re.compile(r"(?<![\w.%+-])([\w.%+-])([\w.%+-]*)@([\w-]+(?:\.[\w-]+)+)")
+EMAIL = re.compile(r"(?<![\w.%+'-])([\w.%+'-])([\w.%+'-]*)@([\w-]+(?:\.[\w-]+)+)")
 """An address: local part, ``@``, a dotted domain; Unicode letters allowed on both sides.
 
 The look-behind starts a match only where a run of local-part characters starts, so each
