@@ -263,6 +263,7 @@ class Alert:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["amount"] = round(self.amount, 2)  # cents: a float product is not (22.200000000000003)
         d["status"] = self.status.value
         d["created_at"] = self.created_at.isoformat()
         d["sent_at"] = self.sent_at.isoformat() if self.sent_at else None

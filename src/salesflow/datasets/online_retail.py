@@ -30,7 +30,7 @@ _CANCELLATION = pl.col("InvoiceNo").str.starts_with("C")
 
 ONLINE_RETAIL = DatasetSpec(
     name="online_retail",
-    description="Online Retail invoice lines (seed 000, UCI/Kaggle), CSV",
+    description="Online Retail invoice lines (the UCI data set's shape), CSV",
     formats=("csv",),
     key=("InvoiceNo",),
     line_key="InvoiceNo",

@@ -14,7 +14,7 @@ from salesflow.datasets.spec import DATETIME, Check, DatasetSpec, FieldSpec, pos
 
 SALE_EVENTS = DatasetSpec(
     name="sale_events",
-    description="Live sale events (seed 003), one JSON object per sale",
+    description="Live sale events, one JSON object per sale",
     formats=("json", "csv"),
     key=("sale_id",),
     day_column="timestamp",

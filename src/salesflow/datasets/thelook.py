@@ -22,7 +22,7 @@ _STR = pl.Utf8()
 
 PRODUCTS = DatasetSpec(
     name="products",
-    description="Product catalogue (seed 004, thelook_ecommerce), CSV",
+    description="Product catalogue (thelook_ecommerce schema), CSV",
     formats=("csv",),
     key=("id",),
     day_column=None,
@@ -56,7 +56,7 @@ PRODUCTS = DatasetSpec(
 
 ORDERS = DatasetSpec(
     name="orders",
-    description="Orders (seed 004, thelook_ecommerce), CSV",
+    description="Orders (thelook_ecommerce schema), CSV",
     formats=("csv",),
     key=("order_id",),
     day_column="created_at",
@@ -83,7 +83,7 @@ ORDERS = DatasetSpec(
 
 ORDER_ITEMS = DatasetSpec(
     name="order_items",
-    description="Order lines (seed 004, thelook_ecommerce), CSV; amount = sale_price",
+    description="Order lines (thelook_ecommerce schema), CSV; amount = sale_price",
     formats=("csv",),
     key=("id",),
     day_column="created_at",

@@ -73,16 +73,29 @@ def status(backend: Backend) -> dict[str, Any]:
     }
 
 
+MONEY = ("revenue", "avg_basket", "total_amount")
+"""Columns holding amounts: shown in cents, as a sum of floats is not (22.200000000000003)."""
+RATIOS = ("return_rate",)
+
+
+def _rounded(frame: pl.DataFrame) -> pl.DataFrame:
+    """Money to cents and ratios to 4 places, for people and for ``--json``."""
+    return frame.with_columns(
+        *[pl.col(c).round(2) for c in MONEY if c in frame.columns],
+        *[pl.col(c).round(4) for c in RATIOS if c in frame.columns],
+    )
+
+
 def kpis(backend: Backend, *, by: str = "day") -> pl.DataFrame:
-    """Order KPIs by day, or category KPIs by category and day."""
+    """Order KPIs by day, or category KPIs by category and day (money in cents)."""
     spec = CATEGORY_KPIS if by == "category" else ORDER_KPIS
-    return backend.tables.read_aggregates(spec).sort(list(spec.key))
+    return _rounded(backend.tables.read_aggregates(spec).sort(list(spec.key)))
 
 
 def totals(backend: Backend, *, by: str, dataset: str | None = None) -> pl.DataFrame:
-    """Totals of every dataset grouped ``by`` (invoice, customer, day, product)."""
+    """Totals of every dataset grouped ``by`` (invoice, customer, day, product), in cents."""
     frame = backend.tables.read_aggregates(TOTALS)
     frame = frame.filter(pl.col("scope").str.ends_with(f".{by}"))
     if dataset:
         frame = frame.filter(pl.col("scope") == f"{dataset}.{by}")
-    return frame.sort("scope", "id")
+    return _rounded(frame.sort("scope", "id"))

@@ -34,8 +34,8 @@ RULES: dict[str, str] = {
         "a CSV record has more fields than the header, or fewer with a required field among "
         "the missing ones (missing optional trailing fields read as missing values)"
     ),
-    "presence.contact_info": "contact-info is missing or empty (seeds 001/002)",
-    "presence.order_info": "order-info is missing or empty (seeds 001/002)",
+    "presence.contact_info": "orders_json: contact-info is missing or empty",
+    "presence.order_info": "orders_json: order-info is missing or empty",
     "presence.required": "a required field is missing or blank",
     "type.integer": "a value that must be an integer is not",
     "type.number": "a value that must be a finite number is not",

@@ -89,7 +89,8 @@ def totals(
     backend: BackendName = None,
     json_out: Json = False,
 ) -> None:
-    """Aggregated sales totals by id (seed 000): per invoice, customer, day or product.
+    """Sales totals per invoice, customer, day or product (invoice and customer: online_retail;
+    product: sale_events), money in cents.
 
     Example: salesflow totals --by invoice
     """

@@ -146,7 +146,9 @@ def generate(
     dataset: Annotated[str, typer.Argument(help=f"one of: {', '.join(sorted(SPECS))}")],
     rows: Annotated[int, typer.Option(help="records to write", min=0)] = 1000,
     out: Annotated[Path, typer.Option(help="folder to write into")] = Path("samples"),
-    invalid_rate: Annotated[float, typer.Option(help="share of records with a fault")] = 0.0,
+    invalid_rate: Annotated[
+        float, typer.Option(help="share of records given one fault each, 0 to 1")
+    ] = 0.0,
     seed: Annotated[int, typer.Option(help="random seed")] = 0,
     stream: Annotated[
         bool, typer.Option(help="live feed: one sale per tick into the inbox")
@@ -156,7 +158,11 @@ def generate(
     data_dir: DataDir = None,
     json_out: Json = False,
 ) -> None:
-    """Write realistic sample data, with faults injected at --invalid-rate.
+    """Write realistic sample data of one dataset, with faults in --invalid-rate of the
+    records (the manifest of which record has which fault: --json prints a summary).
+
+    order_items come with the products and orders they refer to (items alone would all
+    fail their references); every other dataset is written alone.
 
     Example: salesflow generate order_items --rows 1000000 --out data --invalid-rate 0.01
     """
@@ -167,10 +173,14 @@ def generate(
         return
     manifest = generate_files(dataset, rows, out, invalid_rate=invalid_rate, seed=seed)
     if json_out:
-        emit_json(manifest.to_dict())
+        emit_json(manifest.summary())
         return
-    console.print(f"wrote {safe(', '.join(str(f) for f in manifest.files))}")
-    console.print(f"injected faults: {len(manifest.faults)}")
+    for path in manifest.files:
+        console.print(f"wrote {safe(str(path))}: {manifest.records[path.name]:,} records")
+    if manifest.note:
+        console.print(safe(manifest.note))
+    total = sum(manifest.records.values())
+    console.print(f"records with a fault: {len(manifest.faults):,} of {total:,}")
 
 
 def parse_interval(text: str) -> float:
