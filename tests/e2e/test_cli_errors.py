@@ -208,6 +208,14 @@ def test_read_commands_on_a_data_dir_that_does_not_exist_say_so_and_create_nothi
     assert not cli.data_dir.exists()
 
 
+def test_a_folder_without_salesflow_data_is_not_turned_into_one(cli: Cli) -> None:
+    cli.data_dir.mkdir()
+    (cli.data_dir / "notes.txt").write_text("mine")
+    result = cli.run("kpis", code=2)
+    the_line(result, "no salesflow data", str(cli.data_dir))
+    assert [p.name for p in cli.data_dir.iterdir()] == ["notes.txt"]
+
+
 def test_help_documents_the_exit_codes(cli: Cli) -> None:
     text = " ".join(cli.run("--help").stdout.split())
     for words in ("0 done", "1 done, but something failed", "2 the command line", "3 internal"):

@@ -43,15 +43,16 @@ def open_backend(settings: Settings, *, create: bool = False) -> Iterator[Backen
     """The configured backend, closed on exit.
 
     Only commands that bring data in (``create=True``: ingest, run, demo) may create a local
-    data dir; the others refuse one that holds no salesflow data rather than leave an empty
-    one behind (a typo in ``--data-dir`` would otherwise show an empty, healthy pipeline).
+    data dir; the others refuse a folder that holds neither ``salesflow.db`` nor ``bucket/``
+    rather than leave an empty one behind (a typo in ``--data-dir`` would otherwise show an
+    empty, healthy pipeline).
     """
     from salesflow.adapters import build_backend
 
     if settings.backend == "local":
         if create:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        elif not settings.db_path.is_file():
+        elif not (settings.db_path.is_file() or settings.bucket_dir.is_dir()):
             raise UsageError(
                 f"no salesflow data in {settings.data_dir}"
                 + ("" if settings.data_dir.is_dir() else " (the folder does not exist)"),
