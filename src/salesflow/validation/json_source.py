@@ -14,7 +14,6 @@ own. Python's recursive decoder would otherwise raise ``RecursionError`` (a 200 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,30 +27,58 @@ from salesflow.validation.text import BOM, TextFile
 
 MAX_DEPTH = 64
 """Sales records nest a few levels; 64 leaves room for any real export."""
-_STRING = re.compile(r'"[^"\\\n]*(?:\\.[^"\\\n]*)*"')
-_OPEN, _CLOSE = np.frombuffer(b"[{", dtype=np.uint8), np.frombuffer(b"]}", dtype=np.uint8)
+_STEP = np.zeros(256, dtype=np.int8)
+_STEP[[ord("["), ord("{")]] = 1
+_STEP[[ord("]"), ord("}")]] = -1
+_QUOTE, _BACKSLASH, _NEWLINE = ord('"'), ord("\\"), ord("\n")
+
+
+def _unescaped(raw: np.ndarray[Any, Any], quotes: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The quotes that open or close a string (not preceded by an odd run of backslashes)."""
+    after_backslash = quotes[(quotes > 0) & (raw[np.maximum(quotes - 1, 0)] == _BACKSLASH)]
+    escaped = []
+    for q in after_backslash.tolist():  # rare: only quotes right after a backslash
+        run = 0
+        while q - run - 1 >= 0 and raw[q - run - 1] == _BACKSLASH:
+            run += 1
+        if run % 2:
+            escaped.append(q)
+    return np.setdiff1d(quotes, np.asarray(escaped, dtype=quotes.dtype)) if escaped else quotes
 
 
 def nesting(text: str) -> tuple[int, list[int]]:
     """How deep ``text`` nests as a whole, and each ``\\n``-separated line on its own
-    (brackets inside strings do not count). Linear and vectorised: no recursion, no parse.
+    (brackets inside strings do not count). No recursion and no parse: a few vectorised
+    passes over the bytes, so a 17 MB file costs tens of milliseconds.
+
+    A string never spans a line in JSON, so whether a bracket is inside one is decided by
+    the quotes before it on its own line: a broken line cannot mislead the lines after it.
 
     >>> nesting('{"a": [1, "]]"]}\\n[[[]]]')
     (3, [2, 3])
     """
-    stripped = _STRING.sub("", text).encode("utf-8")
-    raw = np.frombuffer(stripped, dtype=np.uint8)
-    if not raw.size:
-        return 0, [0]
-    step = np.isin(raw, _OPEN).astype(np.int64) - np.isin(raw, _CLOSE).astype(np.int64)
-    depth = np.cumsum(step)
-    starts = np.concatenate(([0], np.flatnonzero(raw == ord("\n")) + 1))
-    inside = starts[starts < raw.size]
-    peaks = np.maximum.reduceat(depth, inside)
-    base = np.where(inside > 0, depth[np.maximum(inside - 1, 0)], 0)
-    lines = (peaks - base).clip(min=0).tolist()
-    lines += [0] * (len(starts) - len(inside))  # a last, empty line after a final newline
-    return max(int(depth.max()), 0), lines
+    raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    newlines = np.flatnonzero(raw == _NEWLINE)
+    lines = np.zeros(len(newlines) + 1, dtype=np.int64)
+    folded = raw | 0x20  # "[" -> "{" and "]" -> "}": two comparisons find all four
+    brackets = np.flatnonzero((folded == ord("{")) | (folded == ord("}")))
+    if not brackets.size:
+        return 0, lines.tolist()
+    line_of = np.searchsorted(newlines, brackets)
+    starts = np.zeros_like(brackets)
+    if newlines.size:
+        starts = np.where(line_of > 0, newlines[np.maximum(line_of - 1, 0)] + 1, 0)
+    quotes = _unescaped(raw, np.flatnonzero(raw == _QUOTE))
+    inside = (np.searchsorted(quotes, brackets) - np.searchsorted(quotes, starts)) % 2 == 1
+    brackets, line_of = brackets[~inside], line_of[~inside]
+    if not brackets.size:
+        return 0, lines.tolist()
+    depth = np.cumsum(_STEP[raw[brackets]], dtype=np.int64)
+    first = np.flatnonzero(np.r_[True, line_of[1:] != line_of[:-1]])
+    peaks = np.maximum.reduceat(depth, first)
+    base = np.where(first > 0, depth[np.maximum(first - 1, 0)], 0)
+    lines[line_of[first]] = (peaks - base).clip(min=0)
+    return max(int(depth.max()), 0), lines.tolist()
 
 
 def _too_deep(source: str, depth: int) -> FileLevelError:
