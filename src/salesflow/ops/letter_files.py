@@ -219,8 +219,8 @@ def _csv_corrections(path: Path, text: str) -> Iterator[Correction]:
 
 def _record_of(path: Path, line: int, row: dict[str, str]) -> dict[str, Any]:
     """A row's raw record: the keys ``_keys`` names, in order, then any other column a
-    person filled in; ``_json`` keys are parsed back (a value a person typed that is not
-    JSON stays text)."""
+    person filled in; ``_json`` keys, and added cells holding a JSON object or list, are
+    parsed back (a value a person typed that is not JSON stays text)."""
     try:
         keys = json.loads(row["_keys"]) if row.get("_keys") else []
         typed = set(json.loads(row["_json"])) if row.get("_json") else set()
@@ -236,6 +236,8 @@ def _record_of(path: Path, line: int, row: dict[str, str]) -> dict[str, Any]:
         key = key_of(column)
         if key is not None and key not in record and value != "":
             record[key] = value
+            if value.lstrip().startswith(("{", "[")):
+                typed.add(key)  # an object a person added to a JSON record
     for key in typed & set(record):
         try:
             record[key] = json.loads(record[key])
