@@ -10,7 +10,7 @@ from pathlib import Path
 
 from salesflow.adapters.sqlite.letters import SqliteDeadLetters
 from salesflow.adapters.sqlite.tables import SqliteTables
-from salesflow.models import DeadLetter, FileRecord, FileStatus, LetterStatus, Reason
+from salesflow.models import DeadLetter, LetterStatus, Reason
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -28,24 +28,28 @@ CREATE TABLE letter_rules (
     PRIMARY KEY (rule, id)
 ) WITHOUT ROWID;
 """
+# ... and of its lineage table, whose sha256 the old letter ids started with.
+OLD_LINEAGE = """
+CREATE TABLE processed_files (
+    key TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL, dataset TEXT NOT NULL,
+    status TEXT NOT NULL, seq INTEGER NOT NULL, rows_in INTEGER NOT NULL, valid INTEGER NOT NULL,
+    rejected INTEGER NOT NULL, started_at TEXT NOT NULL, finished_at TEXT, archive_key TEXT,
+    report_key TEXT, error TEXT, attempts INTEGER NOT NULL
+);
+"""
 SHA = "ab" * 32
 
 
 def _old_db(path: Path) -> None:
-    tables = SqliteTables(path)
-    tables.next_seq()
-    seq = tables.next_seq()
-    tables.put_file(
-        FileRecord(
-            key="inbox/order_items/a.csv",
-            sha256=SHA,
-            size=1,
-            dataset="order_items",
-            status=FileStatus.SUCCESS,
-            seq=seq,
-        )
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_LINEAGE)
+    conn.execute(
+        "INSERT INTO processed_files VALUES (?, ?, 1, 'order_items', 'SUCCESS', 2, 1, 0, 1, ?,"
+        " NULL, NULL, NULL, NULL, 1)",
+        ("inbox/order_items/a.csv", SHA, T0.isoformat()),
     )
-    tables.close()
+    conn.commit()
+    conn.close()
     conn = sqlite3.connect(path)
     conn.executescript(OLD_SCHEMA)
     reasons = json.dumps([{"rule": "ref.product_id", "field": "product_id", "message": "no 9"}])

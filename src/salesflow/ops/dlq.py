@@ -321,6 +321,7 @@ def redrive(
                 key,
                 dataset=name,
                 dedup=False,
+                origin="redrive",
             )
             result.files.append(state)
             if state.status == FileStatus.SUCCESS:
