@@ -134,3 +134,17 @@ def test_shares_the_file_with_the_tables(tmp_path: Path) -> None:
     again = SqliteDeadLetters(path)
     assert again.count() == 1
     again.close()
+
+
+def test_opening_an_existing_store_needs_no_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "salesflow.db"
+    SqliteDeadLetters(path).close()
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing, for longer than we wait
+    try:
+        letters = SqliteDeadLetters(path, busy_seconds=0.2)
+        assert letters.count() == 0 and letters.find() == []
+        letters.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()

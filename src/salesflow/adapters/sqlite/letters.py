@@ -31,6 +31,16 @@ from salesflow.ports import LetterCount
 
 TABLE = "letters"
 RULES = "letters_by_rule"
+EXPECTED = {
+    TABLE,
+    RULES,
+    *(f"letters_{n}" for n in ("position", "status", "dataset", "source")),
+    *(f"letters_by_rule_{n}" for n in ("position", "counts", "id")),
+    "letters_rules_on_insert",
+    "letters_rules_on_update",
+    "letters_keep_created_at",
+}
+"""Every table, index and trigger ``_create`` makes."""
 COLUMNS = (
     "id seq record dataset source_file status raw reasons created_at updated_at attempts history"
 ).split()
@@ -88,9 +98,12 @@ class SqliteDeadLetters:
             self._lite = sqlite_utils.Database(
                 conn, recursive_triggers=False, execute_plugins=False
             )
-        with self.db.transaction():
-            self._create()
-            _migrate(self._lite)
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        # Opening an existing store takes no write lock (another process may hold it).
+        if not EXPECTED <= names or OLD_TABLE in names:
+            with self.db.transaction():
+                self._create()
+                _migrate(self._lite)
 
     def close(self) -> None:
         self.db.close()
