@@ -65,21 +65,46 @@ TRIGGERS = (
 )
 
 
-def _row(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "id": letter.id,
-        "seq": letter.seq,
-        "record": letter.record,
-        "dataset": letter.dataset,
-        "source_file": letter.source_file,
-        "status": letter.status.value,
-        "raw": _dumps(letter.raw),
-        "reasons": _dumps([r.to_dict() for r in letter.reasons]),
-        "created_at": letter.created_at.isoformat(),
-        "updated_at": letter.updated_at.isoformat() if letter.updated_at else None,
-        "attempts": letter.attempts,
-        "history": _dumps([e.to_dict() for e in letter.history]),
-    }
+class _Rows:
+    """Letters as rows. The letters of one file share their times, history and often their
+    reasons (frozen, hashable values): each distinct one is encoded once per ``put``."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Any, str] = {}
+
+    def _once(self, value: Any, encode: Any) -> str:
+        found = self._cache.get(value)
+        if found is None:
+            found = self._cache[value] = encode(value)
+        return found
+
+    def row(self, letter: DeadLetter) -> dict[str, Any]:
+        return {
+            "id": letter.id,
+            "seq": letter.seq,
+            "record": letter.record,
+            "dataset": letter.dataset,
+            "source_file": letter.source_file,
+            "status": letter.status.value,
+            "raw": _dumps(letter.raw),
+            "reasons": self._once(tuple(letter.reasons), _encode_reasons),
+            "created_at": self._once(letter.created_at, _iso),
+            "updated_at": self._once(letter.updated_at, _iso) if letter.updated_at else None,
+            "attempts": letter.attempts,
+            "history": self._once(tuple(letter.history), _encode_history),
+        }
+
+
+def _iso(at: Any) -> str:
+    return str(at.isoformat())
+
+
+def _encode_reasons(reasons: tuple[Any, ...]) -> str:
+    return _dumps([r.to_dict() for r in reasons])
+
+
+def _encode_history(history: tuple[Any, ...]) -> str:
+    return _dumps([e.to_dict() for e in history])
 
 
 def _letter(row: Sequence[Any]) -> DeadLetter:
@@ -162,8 +187,9 @@ class SqliteDeadLetters:
         if not letters:
             return
         with self.db.transaction():
+            rows = _Rows()
             self._lite.table(TABLE).upsert_all(
-                (_row(x) for x in letters), pk="id", batch_size=500, alter=False
+                (rows.row(x) for x in letters), pk="id", batch_size=500, alter=False
             )
 
     # reads
