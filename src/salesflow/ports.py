@@ -207,33 +207,6 @@ class Tables(Protocol):
 
 
 @runtime_checkable
-class DeadLetterQueue(Protocol):
-    """Rejected records with all their reasons (seeds 001/002's SQS DLQ)."""
-
-    def send(self, letters: Sequence[DeadLetter]) -> None:
-        """Enqueue letters; a letter whose ``id`` is already queued is not queued twice."""
-
-    def list(
-        self,
-        *,
-        status: LetterStatus | None = None,
-        source_file: str | None = None,
-        rule: str | None = None,
-        limit: int | None = None,
-    ) -> list[DeadLetter]:
-        """Letters matching every filter given, oldest first."""
-
-    def get(self, letter_id: str) -> DeadLetter | None:
-        """One letter by id."""
-
-    def mark(self, letters: Sequence[DeadLetter], status: LetterStatus) -> None:
-        """Set the status of letters (SQS deletes REDRIVEN/DISCARDED messages)."""
-
-    def count(self, status: LetterStatus | None = None) -> int:
-        """How many letters (approximate on SQS)."""
-
-
-@runtime_checkable
 class Catalog(Protocol):
     """The lake's registry of Parquet fragments, kept in the state store (SQLite, DynamoDB).
 
@@ -353,11 +326,11 @@ class Backend:
     store: ObjectStore
     records: RecordStore
     tables: Tables
-    dlq: DeadLetterQueue
+    letters: DeadLetters
     notifiers: list[Notifier]
 
     def close(self) -> None:
-        for part in (self.store, self.records, self.tables, self.dlq, *self.notifiers):
+        for part in (self.store, self.records, self.tables, self.letters, *self.notifiers):
             closer = getattr(part, "close", None)
             if callable(closer):
                 closer()

@@ -55,8 +55,10 @@ def test_seed_002_example_stores_one_and_dead_letters_the_other(
     assert (state.status, state.rows_in, state.valid, state.rejected) == ("SUCCESS", 2, 1, 1)
     stored = backend.records.read("orders_json")
     assert stored.get_column("_key").to_list() == ["1"]
-    [letter] = backend.dlq.list()
+    [letter] = backend.letters.find()
     assert letter.record == 2 and letter.rules == ["presence.contact_info"]
+    assert (letter.id, letter.seq) == (f"{state.seq}:2", state.seq)
+    assert [e.event for e in letter.history] == ["rejected"]
     assert letter.raw["order-info"]["orderId"] == "2"
     assert f"processed/year=2024/month=06/orders_json/{state.seq:012d}-mock.json" in _objects(
         backend
@@ -72,12 +74,12 @@ def test_same_content_under_another_key_is_duplicate_and_changes_nothing(
     backend: Backend, settings: Settings
 ) -> None:
     process_file(backend, settings, _put(backend, "inbox/orders_json/a.json", json.dumps(SEED_002)))
-    letters = backend.dlq.count()
+    letters = backend.letters.count()
     state = process_file(
         backend, settings, _put(backend, "inbox/orders_json/b.json", json.dumps(SEED_002))
     )
     assert state.status == "DUPLICATE"
-    assert backend.dlq.count() == letters
+    assert backend.letters.count() == letters
     assert backend.records.count_by_seq("orders_json") == {1: 1}
     assert backend.store.exists(state.archive_key or "")
     assert audit(backend).ok
@@ -125,7 +127,7 @@ def test_crash_after_load_is_redone_without_duplicates(
     [redone] = recover(backend, settings)
     assert redone.status == "SUCCESS" and redone.seq == state.seq
     assert backend.records.count_by_seq("orders_json") == {state.seq: 1}
-    assert backend.dlq.count() == 1
+    assert backend.letters.count() == 1
     record = backend.tables.get_file(state.seq)
     assert record is not None and record.attempts == 2
     assert audit(backend).ok
@@ -175,14 +177,19 @@ def test_dangling_product_is_rejected_then_redriven_once_the_product_exists(
     )
     [state] = ingest(backend, settings, [tmp_path / "items.csv"])
     assert (state.valid, state.rejected) == (0, 1)
-    [letter] = backend.dlq.list()
+    [letter] = backend.letters.find()
     assert letter.rules == ["ref.product_id"]
     extra = PRODUCTS_CSV.splitlines()[0] + "\n9,5.0,Hats,Cap,Acme,30.0,Men,SKU9,1\n"
     (tmp_path / "more.csv").write_text(extra)
     ingest(backend, settings, [tmp_path / "more.csv"])
-    result = redrive(backend, settings, [letter])
+    result = redrive(backend, settings, [(letter.id, letter.raw)])
     assert (result.redriven, result.still_failing) == (1, 0)
-    assert backend.dlq.get(letter.id).status == LetterStatus.REDRIVEN  # type: ignore[union-attr]
+    [after] = backend.letters.get([letter.id])
+    assert after.status == LetterStatus.REDRIVEN
+    assert [(e.event, e.run) for e in after.history] == [
+        ("rejected", letter.seq),
+        ("redriven", result.files[0].seq),
+    ]
     assert "2000" in backend.records.read("order_items").get_column("_key").to_list()
     assert audit(backend).ok
 

@@ -56,7 +56,7 @@ def build_notifiers(settings: Settings) -> list[Notifier]:
 def _local(settings: Settings) -> Backend:
     from salesflow.adapters.local.records import ParquetRecordStore
     from salesflow.adapters.local.store import LocalObjectStore
-    from salesflow.adapters.sqlite.dlq import SqliteDeadLetterQueue
+    from salesflow.adapters.sqlite.letters import SqliteDeadLetters
     from salesflow.adapters.sqlite.tables import SqliteTables
 
     notifiers = build_notifiers(settings)
@@ -64,7 +64,7 @@ def _local(settings: Settings) -> Backend:
         store=LocalObjectStore(settings.bucket_dir),
         records=ParquetRecordStore(settings.bucket_dir),
         tables=SqliteTables(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
-        dlq=SqliteDeadLetterQueue(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
+        letters=SqliteDeadLetters(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
         notifiers=notifiers,
     )
 

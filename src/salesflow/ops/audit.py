@@ -25,6 +25,7 @@ from salesflow import layout
 from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS, category_kpis, order_kpis, totals
 from salesflow.kpis.aggregates import TOTALS_BY, totals_columns
 from salesflow.models import FileRecord, FileStatus, LetterStatus
+from salesflow.ops.dlq import Filters, stream
 from salesflow.ports import AggregateSpec, Backend
 
 
@@ -131,7 +132,8 @@ def _sha256(path: Path) -> str:
 
 def _check_letters(backend: Backend, report: AuditReport, files: list[FileRecord]) -> None:
     """One letter per rejected record of each uploaded version; closed letters say why."""
-    per_seq: Counter[int] = Counter(letter.seq for letter in backend.dlq.list())
+    # One pass over the store, a page at a time: the queue may hold millions of letters.
+    per_seq: Counter[int] = Counter(x.seq for x in stream(backend.letters, Filters(status=None)))
     for record in files:
         if record.status != FileStatus.SUCCESS or record.origin is not None:
             continue
@@ -183,5 +185,5 @@ def _check_aggregates(backend: Backend, report: AuditReport, datasets: set[str])
 
 
 def dead_letter_counts(backend: Backend) -> dict[str, int]:
-    """Dead letters by status."""
-    return {s.value: backend.dlq.count(s) for s in LetterStatus}
+    """Dead letters by status, counted in the store."""
+    return {s.value: backend.letters.count(status=s) for s in LetterStatus}

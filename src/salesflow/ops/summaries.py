@@ -48,11 +48,12 @@ def rules_by_file(backend: Backend, states: Sequence[StepState]) -> list[tuple[s
 
 
 def top_reasons(backend: Backend, limit: int = 10) -> list[tuple[str, int]]:
-    """The rules that rejected the most records still in the queue."""
+    """The rules that rejected the most records still open (NEW), aggregated in the store."""
     counts: Counter[str] = Counter()
-    for letter in backend.dlq.list(status=LetterStatus.NEW):
-        counts.update(letter.rules)
-    return counts.most_common(limit)
+    for group in backend.letters.counts():
+        if group.status == LetterStatus.NEW:
+            counts[group.rule] += group.letters
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
 
 
 def status(backend: Backend) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def status(backend: Backend) -> dict[str, Any]:
         "rows_in": sum(f.rows_in for f in done),
         "valid": sum(f.valid for f in done),
         "rejected": sum(f.rejected for f in done),
-        "dead_letters": {s.value: backend.dlq.count(s) for s in LetterStatus},
+        "dead_letters": {s.value: backend.letters.count(status=s) for s in LetterStatus},
         "pending": len(backend.tables.list_pending()),
         "alerts": dict(alerts),
         "top_reasons": dict(top_reasons(backend)),

@@ -8,7 +8,7 @@ from typing import Any
 
 import polars as pl
 
-from salesflow.models import Alert, DeadLetter, Reason, utcnow
+from salesflow.models import Alert, DeadLetter, LetterEvent, Reason, utcnow
 
 
 def dead_letters(dataset: str, source: str, seq: int, rejected: pl.DataFrame) -> list[DeadLetter]:
@@ -19,6 +19,7 @@ def dead_letters(dataset: str, source: str, seq: int, rejected: pl.DataFrame) ->
     chunk share one ``created_at``: this runs for every rejected record of a big file.
     """
     created = utcnow()
+    history = [LetterEvent(at=created, event="rejected", run=seq)]
     columns = [rejected.get_column(c).to_list() for c in ("_record", "raw", "reasons")]
     return [
         DeadLetter(
@@ -30,6 +31,7 @@ def dead_letters(dataset: str, source: str, seq: int, rejected: pl.DataFrame) ->
             raw=_raw(raw),
             reasons=[Reason(r["rule"], r.get("field"), r["message"]) for r in reasons],
             created_at=created,
+            history=list(history),
         )
         for record, raw, reasons in zip(*columns, strict=True)
     ]

@@ -431,7 +431,7 @@ def publish(
     spec = get_spec(record.dataset)
     with _spooled(backend, record.seq, "rejected-") as frames:
         for rejected in frames:
-            backend.dlq.send(dead_letters(spec.name, record.key, record.seq, rejected))
+            backend.letters.put(dead_letters(spec.name, record.key, record.seq, rejected))
     threshold = settings.alerts.threshold_for(spec.name)
     sinks = [n.name for n in backend.notifiers]
     with _spooled(backend, record.seq, "alerts-") as frames:

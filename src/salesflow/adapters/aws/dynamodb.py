@@ -18,6 +18,7 @@ One table per kind, named ``<prefix><kind>`` (``TableNames``), each keyed by a s
 - ``meta``: ``pk``/``sk``: the file sequence counter, and the record store's schemas and
   per-file row counts (see ``records.py``).
 - ``records``: the record store (``DynamoRecordStore``, in ``records.py``).
+- ``letters``: dead letters (``DynamoDeadLetters``, in ``letters.py``).
 
 Every table has server-side encryption and point-in-time recovery in infra/template.yaml.
 """
@@ -64,6 +65,7 @@ class TableNames:
     aggregates: str
     alerts: str
     meta: str
+    letters: str
 
     @classmethod
     def from_prefix(cls, prefix: str) -> TableNames:
@@ -71,7 +73,7 @@ class TableNames:
         return cls(**{kind: f"{prefix}{kind}" for kind in KINDS})
 
 
-KINDS = ("records", "files", "pending", "aggregates", "alerts", "meta")
+KINDS = ("records", "files", "pending", "aggregates", "alerts", "meta", "letters")
 
 
 def _dynamo_value(value: Any) -> Any:
