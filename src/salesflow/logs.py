@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from salesflow.errors import SalesflowError
+from salesflow.redact import RedactUrls
 
 EMAIL = re.compile(r"([A-Za-z0-9._%+-])([A-Za-z0-9._%+-]*)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 _HANDLER_FLAG = "_salesflow_handler"
@@ -87,12 +88,15 @@ def configure_logging(level: str | int = "INFO", json: bool = False) -> logging.
     handler = logging.StreamHandler(sys.stderr)
     setattr(handler, _HANDLER_FLAG, True)
     handler.addFilter(MaskEmails())
+    handler.addFilter(RedactUrls())  # webhook URLs carry passwords and tokens
     if json:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # one line per webhook request would drown the service's own lines (delivery logs failures)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return handler
 
 

@@ -11,12 +11,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from salesflow.datasets import SPECS, get_spec
+from salesflow.entrypoints.cli.alert_cmds import undelivered_line
 from salesflow.entrypoints.cli.common import (
     BackendName,
     DataDir,
     Json,
     console,
     emit_json,
+    err_console,
     open_backend,
     processing_lock,
     settings_for,
@@ -65,13 +67,18 @@ def ingest(
             states = ingest_files(
                 be, settings, files, dataset=dataset, progress=lambda _: bar.advance(task)
             )
+        undelivered = undelivered_line(be, [s.key for s in states])
     if json_out:
         emit_json([_state_json(s) for s in states])
+        if undelivered:
+            err_console.print(f"[yellow]{undelivered}[/yellow]")
         return
     console.print(table("Ingested", STATE_COLUMNS, [_state_row(s) for s in states]))
     for s in states:
         if s.error:
             console.print(f"[yellow]{s.status}[/yellow] {s.error}")
+    if undelivered:
+        console.print(f"[yellow]{undelivered}[/yellow]")
 
 
 def validate(
