@@ -143,10 +143,10 @@ def drop(config: Settings, name: str, body: str) -> None:
 def succeeded(config: Settings, key: str) -> bool:
     backend = build_backend(settings(config.data_dir, None))
     try:
-        row = backend.tables.get_file(key)
+        rows = backend.tables.list_files(key=key)
     finally:
         backend.close()
-    return row is not None and row.status == FileStatus.SUCCESS
+    return any(row.status == FileStatus.SUCCESS for row in rows)
 
 
 def next_file_latency(folder: Path, *, hanging: bool) -> float:
