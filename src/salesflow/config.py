@@ -52,14 +52,20 @@ class SmtpSettings(BaseModel):
 
 
 class AlertSettings(BaseModel):
-    """High-value sale alerts (seed 003)."""
+    """High-value sale alerts (seed 003) and how they are delivered.
+
+    A failed delivery is retried with exponential backoff and full jitter: the n-th retry
+    waits a random time between 0 and ``min(backoff_max_seconds, backoff_base_seconds *
+    2**(n-1))``. An alert is FAILED once ``retry_for_seconds`` have passed since it was raised
+    or it has had ``max_attempts``, whichever comes first.
+    """
 
     threshold: float = Field(400.0, ge=0)
     thresholds: dict[str, float] = Field(default_factory=dict, description="per dataset")
     sinks: list[SinkName] = Field(default_factory=lambda: list[SinkName](["log", "jsonl"]))
     jsonl_path: Path | None = None
     webhook_url: str | None = None
-    webhook_timeout: float = 5.0
+    webhook_timeout: float = Field(5.0, gt=0, description="seconds to connect, and per read/write")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     sqlite_busy_seconds: float = Field(
         30.0,
@@ -67,7 +73,18 @@ class AlertSettings(BaseModel):
         description="how long one SQLite statement waits for another process's write lock "
         "before the store counts as unavailable (the service then retries with backoff)",
     )
-    max_attempts: int = Field(5, ge=1)
+    max_attempts: int = Field(50, ge=1, description="give an alert up after this many attempts")
+    retry_for_seconds: float = Field(
+        3600.0, ge=0, description="keep retrying an alert this long after it was raised"
+    )
+    backoff_base_seconds: float = Field(2.0, gt=0, description="the first retry's longest wait")
+    backoff_max_seconds: float = Field(300.0, gt=0, description="no retry waits longer")
+    ingest_budget_seconds: float = Field(
+        3.0,
+        ge=0,
+        description="`ingest` delivers due alerts for about this long (plus at most one sink "
+        "timeout); the rest stay PENDING for `salesflow run` or `salesflow alerts retry`",
+    )
 
     def threshold_for(self, dataset: str) -> float:
         return self.thresholds.get(dataset, self.threshold)

@@ -19,9 +19,9 @@ import re
 import sys
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 from salesflow.errors import SalesflowError
+from salesflow.redact import RedactUrls, redact_urls
 
 EMAIL = re.compile(r"(?<![\w.%+'-])([\w.%+'-])([\w.%+'-]*)@([\w-]+(?:\.[\w-]+)+)")
 """An address: local part, ``@``, a dotted domain; Unicode letters allowed on both sides.
@@ -29,7 +29,6 @@ EMAIL = re.compile(r"(?<![\w.%+'-])([\w.%+'-])([\w.%+'-]*)@([\w-]+(?:\.[\w-]+)+)
 The look-behind starts a match only where a run of local-part characters starts, so each
 character is scanned a bounded number of times: linear in the text (without it, a long run
 with no ``@`` was rescanned from every position, quadratic: 25 s for 60,000 characters)."""
-URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _HANDLER_FLAG = "_salesflow_handler"
@@ -44,46 +43,6 @@ def mask_email(text: str) -> str:
     if "@" not in text:
         return text
     return EMAIL.sub(lambda m: f"{m.group(1)}{'*' * max(len(m.group(2)), 3)}@{m.group(3)}", text)
-
-
-def _tokenish(segment: str) -> bool:
-    """A path segment that may be a secret: long, or mixing letters and digits."""
-    has_digit = any(c.isdigit() for c in segment)
-    has_alpha = any(c.isalpha() for c in segment)
-    return len(segment) >= 16 or (has_digit and has_alpha and len(segment) >= 6)
-
-
-def redact_url(url: str) -> str:
-    """``url`` with its password (or a bare user token), every path segment after the first
-    and every query value replaced by ``***``: enough to tell which sink it is, nothing a
-    reader could reuse.
-
-    >>> redact_url("https://bot:s3cret@hooks.example.com/services/T01/B02/XyZ?token=abc#x")
-    'https://bot:***@hooks.example.com/services/***?token=***'
-    """
-    try:
-        parts = urlsplit(url)
-        host = parts.netloc.rpartition("@")[2]
-    except ValueError:
-        return "<url redacted>"
-    userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else None
-    if userinfo is not None:
-        user, colon, _ = userinfo.partition(":")
-        host = f"{user}:***@{host}" if colon and user else f"***@{host}"
-    segments = [s for s in parts.path.split("/") if s]
-    shown = segments[:1] if segments and not _tokenish(segments[0]) else []
-    path = "".join(f"/{s}" for s in shown)
-    if len(segments) > len(shown):
-        path += "/***"
-    query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
-    return f"{parts.scheme}://{host}{path}" + (f"?{query}" if query else "")
-
-
-def redact_urls(text: str) -> str:
-    """Every URL in ``text`` passed through :func:`redact_url`."""
-    if "://" not in text:
-        return text
-    return URL.sub(lambda m: redact_url(m.group(0)), text)
 
 
 def mask_secrets(text: str) -> str:
@@ -166,12 +125,15 @@ def configure_logging(level: str | int = "INFO", json: bool = False) -> logging.
     handler = logging.StreamHandler(sys.stderr)
     setattr(handler, _HANDLER_FLAG, True)
     handler.addFilter(MaskEmails())
+    handler.addFilter(RedactUrls())  # webhook URLs carry passwords and tokens
     if json:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    # one line per webhook request would drown the service's own lines (delivery logs failures)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     return handler
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -24,6 +24,7 @@ import polars as pl
 
 from salesflow.models import (
     Alert,
+    AlertStatus,
     DeadLetter,
     FileRecord,
     FileStatus,
@@ -195,15 +196,44 @@ class Tables(Protocol):
         """In one step where the backend allows: delete the rows whose key is in ``delete``
         (columns ``spec.key``), then upsert ``upsert`` (columns ``spec.schema``)."""
 
-    # alerts
+    # alerts: one row per sale and sink (see ``pipeline.delivery``)
     def add_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Insert alerts not seen before (by ``id``); return only the new ones."""
 
-    def list_alerts(self, status: str | None = None) -> list[Alert]:
-        """Alerts, oldest first."""
+    def list_alerts(
+        self,
+        status: AlertStatus | str | None = None,
+        *,
+        dataset: str | None = None,
+        source_file: str | None = None,
+        limit: int | None = None,
+    ) -> list[Alert]:
+        """Alerts matching every filter given, oldest first; with ``limit``, the newest
+        ``limit`` of them. By status and by source file without reading every alert where
+        the store can (SQLite indexes; DynamoDB needs a GSI on status, see dynamodb.py)."""
 
-    def update_alert(self, alert: Alert) -> None:
-        """Store an alert's new status, attempts, error and sent time."""
+    def count_alerts(
+        self,
+        status: AlertStatus | str | None = None,
+        *,
+        dataset: str | None = None,
+        source_file: str | None = None,
+    ) -> int:
+        """How many alerts match, counted in the store."""
+
+    def get_alerts(self, ids: Sequence[str]) -> list[Alert]:
+        """The stored alerts among ``ids``, in the order given (unknown ids are skipped)."""
+
+    def due_alerts(self, now: datetime, *, limit: int) -> list[Alert]:
+        """Alerts to attempt now, oldest first, at most ``limit``: PENDING ones whose
+        ``next_attempt_at`` is unset or not after ``now``, and SENDING ones whose lease
+        (``next_attempt_at``) ended by ``now`` (their sender died)."""
+
+    def update_alert(self, alert: Alert, *, expect: Alert | None = None) -> bool:
+        """Store an alert's status, attempts, error, sent time and next attempt. With
+        ``expect``, only if the stored row still has ``expect``'s status and attempts (a
+        conditional write: of two processes claiming one alert, one wins); returns whether
+        it was written."""
 
 
 @runtime_checkable

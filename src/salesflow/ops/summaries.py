@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
-from salesflow.models import FileStatus, LetterStatus
+from salesflow.models import AlertStatus, FileStatus, LetterStatus
 from salesflow.pipeline.state import StepState
 from salesflow.ports import Backend
 
@@ -60,7 +60,7 @@ def status(backend: Backend) -> dict[str, Any]:
     """Counts of files by status, records, dead letters, pending files and alerts."""
     files = backend.tables.list_files()
     by_status = Counter(f.status.value for f in files)
-    alerts = Counter(a.status.value for a in backend.tables.list_alerts())
+    alerts = {s.value: n for s in AlertStatus if (n := backend.tables.count_alerts(s))}
     done = [f for f in files if f.status == FileStatus.SUCCESS]
     return {
         "files": {s.value: by_status.get(s.value, 0) for s in FileStatus},
@@ -69,7 +69,7 @@ def status(backend: Backend) -> dict[str, Any]:
         "rejected": sum(f.rejected for f in done),
         "dead_letters": {s.value: backend.letters.count(status=s) for s in LetterStatus},
         "pending": len(backend.tables.list_pending()),
-        "alerts": dict(alerts),
+        "alerts": alerts,
         "top_reasons": dict(top_reasons(backend)),
     }
 

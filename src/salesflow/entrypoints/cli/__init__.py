@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import typer
 
-from salesflow.entrypoints.cli import aws_cmds, dlq_cmds, query_cmds, run_cmds
+from salesflow.entrypoints.cli import alert_cmds, aws_cmds, dlq_cmds, query_cmds, run_cmds
 from salesflow.entrypoints.cli.common import print_error
 from salesflow.errors import SalesflowError, TransientError
 
@@ -39,12 +39,12 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     query_cmds.status,
     query_cmds.kpis,
     query_cmds.totals,
-    query_cmds.alerts,
     query_cmds.audit,
     query_cmds.compact,
 )
 for command in COMMANDS:
     app.command()(command)
+app.add_typer(alert_cmds.app, name="alerts")
 app.add_typer(dlq_cmds.app, name="dlq")
 app.add_typer(aws_cmds.app, name="aws")
 

@@ -1,4 +1,4 @@
-"""Read-only commands: status, kpis, totals, alerts, audit."""
+"""Read-only commands: status, kpis, totals, audit (alerts: ``alert_cmds``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from salesflow.entrypoints.cli.common import (
     settings_for,
     table,
 )
-from salesflow.logs import mask_secrets, one_line
+from salesflow.logs import one_line
 from salesflow.ops import summaries as summary
 from salesflow.ops.audit import audit as run_audit
 
@@ -98,26 +98,6 @@ def totals(
         raise typer.BadParameter("--by takes invoice, customer, day or product")
     with open_backend(settings_for(data_dir, backend)) as be:
         _frame(f"Totals by {by}", summary.totals(be, by=by, dataset=dataset), json_out)
-
-
-def alerts(
-    data_dir: DataDir = None,
-    backend: BackendName = None,
-    json_out: Json = False,
-) -> None:
-    """High-value sale alerts and whether each sink got them.
-
-    Example: salesflow alerts --json
-    """
-    with open_backend(settings_for(data_dir, backend)) as be:
-        items = be.tables.list_alerts()
-    for a in items:  # a sink's error may quote its URL: no password or token on screen
-        a.error = mask_secrets(a.error) if a.error else a.error
-    if json_out:
-        emit_json([a.to_dict() for a in items])
-        return
-    rows = [[a.id, f"{a.amount:,.2f}", a.status.value, a.attempts, a.error] for a in items]
-    console.print(table("Alerts", ("id", "amount", "status", "attempts", "error"), rows))
 
 
 def audit(

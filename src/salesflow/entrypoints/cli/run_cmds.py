@@ -11,12 +11,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from salesflow.datasets import SPECS, get_spec
+from salesflow.entrypoints.cli.alert_cmds import undelivered_line
 from salesflow.entrypoints.cli.common import (
     BackendName,
     DataDir,
     Json,
     console,
     emit_json,
+    err_console,
     fail,
     open_backend,
     print_error,
@@ -92,10 +94,13 @@ def ingest(
             states = ingest_files(
                 be, settings, files, dataset=dataset, progress=lambda _: bar.advance(task)
             )
+        undelivered = undelivered_line(be, [s.key for s in states])
     if json_out:
         emit_json([_state_json(s) for s in states])
     else:
         console.print(table("Ingested", STATE_COLUMNS, [_state_row(s) for s in states]))
+    if undelivered:
+        err_console.print(f"[yellow]{undelivered}[/yellow]")
     if _report_failures(states):
         raise typer.Exit(1)
 
