@@ -160,3 +160,10 @@ def redrive(
         result.redriven += len(passed)
         result.still_failing += len(group) - len(passed)
     return result
+
+
+def discard(backend: Backend, letters: Sequence[DeadLetter]) -> list[DeadLetter]:
+    """Mark the open (NEW) ``letters`` DISCARDED, kept for the record; return those marked."""
+    open_letters = [x for x in letters if x.status == LetterStatus.NEW]
+    backend.dlq.mark(open_letters, LetterStatus.DISCARDED)
+    return open_letters

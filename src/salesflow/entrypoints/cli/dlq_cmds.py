@@ -50,14 +50,19 @@ def list_letters(
     status: StatusOpt = "NEW",
     file: FileOpt = None,
     rule: RuleOpt = None,
+    dataset: Annotated[str | None, typer.Option(help="only letters of this dataset")] = None,
     limit: Annotated[int, typer.Option(help="at most this many")] = 50,
     data_dir: DataDir = None,
     backend: BackendName = None,
     json_out: Json = False,
 ) -> None:
     """List dead letters. Example: salesflow dlq list --rule email.format"""
+    from salesflow.ops.dlq_view import find_letters
+
     with open_backend(settings_for(data_dir, backend)) as be:
-        letters = _select(be, status, file, rule, limit)
+        letters = find_letters(
+            be, status=status, dataset=dataset, source_file=file, rule=rule, limit=limit
+        )
     if json_out:
         emit_json([x.to_dict() for x in letters])
         return
@@ -163,7 +168,8 @@ def discard(
     backend: BackendName = None,
 ) -> None:
     """Mark letters DISCARDED (kept for the record). Example: salesflow dlq discard ab12:7"""
+    from salesflow.ops import dlq as ops
+
     with open_backend(settings_for(data_dir, backend)) as be:
-        letters = [x for x in (be.dlq.get(i) for i in letter_id) if x is not None]
-        be.dlq.mark(letters, LetterStatus.DISCARDED)
+        letters = ops.discard(be, [x for x in (be.dlq.get(i) for i in letter_id) if x is not None])
     console.print(f"discarded {len(letters)}")
