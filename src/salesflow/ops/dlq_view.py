@@ -58,6 +58,26 @@ def find_letters(
     return letters
 
 
+def count_letters(
+    backend: Backend,
+    *,
+    status: str | LetterStatus | None = LetterStatus.NEW,
+    dataset: str | None = None,
+    source_file: str | None = None,
+    rule: str | None = None,
+) -> int:
+    """How many letters match every filter given (counted in the store where it can)."""
+    wanted = letter_status(status)
+    store: Any = backend.dlq
+    if _keyed(store):
+        return int(store.count(status=wanted, dataset=dataset, source_file=source_file, rule=rule))
+    if not (dataset or source_file or rule):
+        return int(store.count(wanted))
+    return len(
+        find_letters(backend, status=wanted, dataset=dataset, source_file=source_file, rule=rule)
+    )
+
+
 def get_letter(backend: Backend, letter_id: str) -> DeadLetter | None:
     """One letter by id, or None."""
     store: Any = backend.dlq

@@ -39,7 +39,7 @@ from salesflow.logs import mask_email
 from salesflow.models import FileStatus, LetterStatus
 from salesflow.ops import dashboard, lineage, summaries
 from salesflow.ops import dlq as dlq_ops
-from salesflow.ops.dlq_view import facets, find_letters, get_letter
+from salesflow.ops.dlq_view import count_letters, facets, find_letters, get_letter
 from salesflow.ports import Backend
 
 HERE = Path(__file__).parent
@@ -205,6 +205,9 @@ def letters(
         rule=rule or None,
         limit=LETTERS_SHOWN,
     )
+    total = count_letters(
+        backend, status=chosen, dataset=dataset or None, source_file=file or None, rule=rule or None
+    )
     filters = {"status": wanted, "dataset": dataset, "rule": rule, "file": file}
     query = urlencode({k: v for k, v in filters.items() if v})
     return _page(
@@ -213,7 +216,7 @@ def letters(
         nav="dlq",
         version=dashboard.fingerprint(backend),
         letters=found,
-        shown=LETTERS_SHOWN,
+        total=total,
         facets=facets(backend, status=chosen),
         status=wanted,
         dataset=dataset or "",

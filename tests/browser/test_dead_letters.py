@@ -1,0 +1,134 @@
+"""The dead-letter queue in a real browser: filter it, correct a letter and redrive it (then
+find the correction stored, through ``salesflow query``), discard letters. Emails are shown
+masked, and a masked value sent back unchanged keeps the stored one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from salesflow.samples.generate import generate
+from tests.browser.conftest import dashboard
+from tests.fixtures.cli import Cli
+
+pytestmark = [pytest.mark.browser, pytest.mark.subprocess]
+
+ORDERS = (
+    "order_id,item_id,item_desc,qty,contact_name,contact_email\n"
+    "R-1,7,Lamp,2,Ann Lee,ann.lee.example.com\n"  # the email has no @
+    "R-2,8,Mug,0,Bo Chan,bo.chan@example.com\n"  # quantity must be > 0
+    "R-3,9,Cup,1,Cy Dee,cy@example.com\n"
+)
+
+
+def load(tmp_path: Path) -> Cli:
+    cli = Cli(tmp_path / "data")
+    source = tmp_path / "orders.csv"
+    source.write_text(ORDERS)
+    cli.json("ingest", "--dataset", "orders_json", source)
+    products = generate("order_items", 60, tmp_path / "thelook", invalid_rate=0.1, seed=5)
+    cli.json("ingest", *products.files)
+    return cli
+
+
+def letter_of(cli: Cli, order_id: str) -> dict[str, object]:
+    [found] = [
+        x for x in cli.json("dlq", "list", "--dataset", "orders_json")
+        if x["raw"]["order_id"] == order_id
+    ]
+    return found
+
+
+def test_filter_the_queue_by_dataset_rule_and_status(tmp_path: Path, page: Page) -> None:
+    cli = load(tmp_path)
+    every = cli.json("dlq", "list", "--limit", "1000")
+    datasets = {x["dataset"] for x in every}
+    assert {"orders_json", "order_items"} <= datasets
+    rule = sorted({r["rule"] for x in every if x["dataset"] == "order_items" for r in x["reasons"]})[0]
+    with dashboard(cli) as ui:
+        page.goto(ui.at("/dlq"))
+        expect(page.locator("#count")).to_contain_text(f"{len(every)} letters")
+
+        page.select_option("select[name=dataset]", "orders_json")
+        page.click("#filters button[type=submit]")
+        shown = page.locator("article.letter")
+        expect(shown).to_have_count(2)
+        assert sorted(shown.evaluate_all("xs => xs.map(x => x.dataset.id)")) == sorted(
+            x["id"] for x in every if x["dataset"] == "orders_json"
+        )
+
+        page.select_option("select[name=dataset]", "")
+        page.select_option("select[name=rule]", rule)
+        page.click("#filters button[type=submit]")
+        wanted = cli.json("dlq", "list", "--rule", rule, "--limit", "1000")
+        expect(shown).to_have_count(len(wanted))
+        for tags in shown.evaluate_all("xs => xs.map(x => x.querySelector('header').innerText)"):
+            assert rule in tags
+
+        page.select_option("select[name=rule]", "")
+        page.select_option("select[name=status]", "REDRIVEN")
+        page.click("#filters button[type=submit]")
+        expect(page.locator("#letters")).to_contain_text("No dead letters match")
+
+
+def test_redrive_a_corrected_letter_and_find_it_stored(tmp_path: Path, page: Page) -> None:
+    cli = load(tmp_path)
+    bad_email = letter_of(cli, "R-1")
+    bad_qty = letter_of(cli, "R-2")
+    with dashboard(cli) as ui:
+        page.goto(ui.at("/dlq?dataset=orders_json"))
+        card = page.locator(f'article[data-id="{bad_qty["id"]}"]')
+        email = card.locator('input[name="fix.contact_email"]')
+        expect(email).to_have_value("b******@example.com")  # masked, as in the logs
+        expect(card.locator(".field.bad")).to_contain_text("qty")
+        card.locator('input[name="fix.qty"]').fill("4")
+        card.get_by_role("button", name="Redrive with these values").click()
+        expect(page.locator("#notice")).to_have_text("redriven: 1, still failing: 0")
+        expect(page.locator(f'article[data-id="{bad_qty["id"]}"]')).to_have_count(0)
+
+        card = page.locator(f'article[data-id="{bad_email["id"]}"]')
+        card.locator('input[name="fix.contact_email"]').fill("ann.lee@example.com")
+        card.get_by_role("button", name="Redrive with these values").click()
+        expect(page.locator("#notice")).to_have_text("redriven: 1, still failing: 0")
+
+    stored = cli.json(
+        "query",
+        "SELECT order_id, qty, contact_email FROM orders_json ORDER BY order_id",
+    )
+    assert stored == [
+        {"order_id": "R-1", "qty": 2, "contact_email": "ann.lee@example.com"},
+        {"order_id": "R-2", "qty": 4, "contact_email": "bo.chan@example.com"},  # not masked
+        {"order_id": "R-3", "qty": 1, "contact_email": "cy@example.com"},
+    ]
+    assert cli.json("dlq", "show", str(bad_qty["id"]))["status"] == "REDRIVEN"
+    assert cli.run("audit", code=None).returncode == 0
+
+
+def test_a_correction_that_still_fails_stays_in_the_queue(tmp_path: Path, page: Page) -> None:
+    cli = load(tmp_path)
+    bad_email = letter_of(cli, "R-1")
+    with dashboard(cli) as ui:
+        page.goto(ui.at("/dlq?dataset=orders_json"))
+        card = page.locator(f'article[data-id="{bad_email["id"]}"]')
+        card.locator('input[name="fix.contact_email"]').fill("still-not-an-email")
+        card.get_by_role("button", name="Redrive with these values").click()
+        expect(page.locator("#notice")).to_have_text("redriven: 0, still failing: 1")
+        expect(page.locator(f'article[data-id="{bad_email["id"]}"]')).to_have_count(1)
+    assert cli.json("dlq", "show", str(bad_email["id"]))["status"] == "NEW"
+
+
+def test_discard_the_selected_letters(tmp_path: Path, page: Page) -> None:
+    cli = load(tmp_path)
+    chosen = [letter_of(cli, "R-1")["id"], letter_of(cli, "R-2")["id"]]
+    with dashboard(cli) as ui:
+        page.goto(ui.at("/dlq?dataset=orders_json"))
+        for letter_id in chosen:
+            page.locator(f'article[data-id="{letter_id}"] input[type=checkbox]').check()
+        page.get_by_role("button", name="Discard").first.click()
+        expect(page.locator("#notice")).to_have_text("discarded: 2")
+        expect(page.locator("article.letter")).to_have_count(0)
+    discarded = cli.json("dlq", "list", "--status", "DISCARDED", "--dataset", "orders_json")
+    assert sorted(x["id"] for x in discarded) == sorted(chosen)
