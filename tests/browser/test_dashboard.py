@@ -128,8 +128,14 @@ def test_pages_refresh_by_themselves_while_salesflow_run_processes_files(
         expect(page.locator("#lineage")).to_contain_text("no files yet")
         page.evaluate("window.__stayed = true")  # gone if the page were reloaded
 
-        event = {"sale_id": "S-1", "product": "lamp", "price": 12.5, "quantity": 2,
-                 "timestamp": "2024-06-01T10:00:00Z", "customer_email": "ann@example.com"}
+        event = {
+            "sale_id": "S-1",
+            "product": "lamp",
+            "price": 12.5,
+            "quantity": 2,
+            "timestamp": "2024-06-01T10:00:00Z",
+            "customer_email": "ann@example.com",
+        }
         drop_file(inbox / "sale_events", "s1.json", json.dumps(event))
         row = page.locator('tr[data-file="inbox/sale_events/s1.json"]')
         expect(row).to_contain_text("SUCCESS", timeout=60_000)

@@ -5,6 +5,7 @@ masked, and a masked value sent back unchanged keeps the stored one.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,30 +25,42 @@ ORDERS = (
 )
 
 
-def load(tmp_path: Path) -> Cli:
-    cli = Cli(tmp_path / "data")
-    source = tmp_path / "orders.csv"
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data dir with three orders (two rejected) and a small thelook trio with faults."""
+    root = tmp_path_factory.mktemp("dlq")
+    cli = Cli(root / "data")
+    source = root / "orders.csv"
     source.write_text(ORDERS)
     cli.json("ingest", "--dataset", "orders_json", source)
-    products = generate("order_items", 60, tmp_path / "thelook", invalid_rate=0.1, seed=5)
-    cli.json("ingest", *products.files)
-    return cli
+    thelook = generate("order_items", 60, root / "thelook", invalid_rate=0.1, seed=5)
+    cli.json("ingest", *thelook.files)
+    return cli.data_dir
+
+
+@pytest.fixture
+def cli(seeded: Path, tmp_path: Path) -> Cli:
+    """A copy of the seeded data dir, for a test that changes it."""
+    shutil.copytree(seeded, tmp_path / "data")
+    return Cli(tmp_path / "data")
 
 
 def letter_of(cli: Cli, order_id: str) -> dict[str, object]:
     [found] = [
-        x for x in cli.json("dlq", "list", "--dataset", "orders_json")
+        x
+        for x in cli.json("dlq", "list", "--dataset", "orders_json")
         if x["raw"]["order_id"] == order_id
     ]
     return found
 
 
-def test_filter_the_queue_by_dataset_rule_and_status(tmp_path: Path, page: Page) -> None:
-    cli = load(tmp_path)
+def test_filter_the_queue_by_dataset_rule_and_status(cli: Cli, page: Page) -> None:
     every = cli.json("dlq", "list", "--limit", "1000")
     datasets = {x["dataset"] for x in every}
     assert {"orders_json", "order_items"} <= datasets
-    rule = sorted({r["rule"] for x in every if x["dataset"] == "order_items" for r in x["reasons"]})[0]
+    rule = sorted(
+        {r["rule"] for x in every if x["dataset"] == "order_items" for r in x["reasons"]}
+    )[0]
     with dashboard(cli) as ui:
         page.goto(ui.at("/dlq"))
         expect(page.locator("#count")).to_contain_text(f"{len(every)} letters")
@@ -74,8 +87,7 @@ def test_filter_the_queue_by_dataset_rule_and_status(tmp_path: Path, page: Page)
         expect(page.locator("#letters")).to_contain_text("No dead letters match")
 
 
-def test_redrive_a_corrected_letter_and_find_it_stored(tmp_path: Path, page: Page) -> None:
-    cli = load(tmp_path)
+def test_redrive_a_corrected_letter_and_find_it_stored(cli: Cli, page: Page) -> None:
     bad_email = letter_of(cli, "R-1")
     bad_qty = letter_of(cli, "R-2")
     with dashboard(cli) as ui:
@@ -107,8 +119,7 @@ def test_redrive_a_corrected_letter_and_find_it_stored(tmp_path: Path, page: Pag
     assert cli.run("audit", code=None).returncode == 0
 
 
-def test_a_correction_that_still_fails_stays_in_the_queue(tmp_path: Path, page: Page) -> None:
-    cli = load(tmp_path)
+def test_a_correction_that_still_fails_stays_in_the_queue(cli: Cli, page: Page) -> None:
     bad_email = letter_of(cli, "R-1")
     with dashboard(cli) as ui:
         page.goto(ui.at("/dlq?dataset=orders_json"))
@@ -120,8 +131,7 @@ def test_a_correction_that_still_fails_stays_in_the_queue(tmp_path: Path, page: 
     assert cli.json("dlq", "show", str(bad_email["id"]))["status"] == "NEW"
 
 
-def test_discard_the_selected_letters(tmp_path: Path, page: Page) -> None:
-    cli = load(tmp_path)
+def test_discard_the_selected_letters(cli: Cli, page: Page) -> None:
     chosen = [letter_of(cli, "R-1")["id"], letter_of(cli, "R-2")["id"]]
     with dashboard(cli) as ui:
         page.goto(ui.at("/dlq?dataset=orders_json"))

@@ -268,6 +268,16 @@ class QueryError(SalesflowError):
         self.sql = sql
 
 
+def _whole_numbers(frame: pl.DataFrame) -> pl.DataFrame:
+    """DuckDB sums integers into 128-bit decimals; scale-0 decimals read back as integers."""
+    whole = [
+        name
+        for name, dtype in frame.schema.items()
+        if isinstance(dtype, pl.Decimal) and (dtype.scale or 0) == 0
+    ]
+    return frame.with_columns(pl.col(whole).cast(pl.Int64)) if whole else frame
+
+
 def query(backend: Backend, sql: str, *, params: Sequence[Any] | None = None) -> pl.DataFrame:
     """Run ``sql`` and return its result, e.g.
     ``query(backend, "SELECT status, count(*) AS files FROM lineage GROUP BY ALL")``."""
@@ -279,7 +289,7 @@ def query(backend: Backend, sql: str, *, params: Sequence[Any] | None = None) ->
             _bind(con, backend, _named(con, sql))
             relation = con.sql(sql, params=list(params) if params else None)
             result: pl.DataFrame = relation.pl() if relation is not None else pl.DataFrame()
-            return result
+            return _whole_numbers(result)
         except duckdb.IOException as exc:
             if attempt + 1 == FILE_RETRIES:
                 raise QueryError(sql, exc) from exc
