@@ -17,7 +17,7 @@ by DuckDB where the lake is a local folder, else the record store's own ``read``
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -278,7 +278,7 @@ def _whole_numbers(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.with_columns(pl.col(whole).cast(pl.Int64)) if whole else frame
 
 
-def query(backend: Backend, sql: str, *, params: Sequence[Any] | None = None) -> pl.DataFrame:
+def query(backend: Backend, sql: str) -> pl.DataFrame:
     """Run ``sql`` and return its result, e.g.
     ``query(backend, "SELECT status, count(*) AS files FROM lineage GROUP BY ALL")``."""
     import duckdb
@@ -287,7 +287,7 @@ def query(backend: Backend, sql: str, *, params: Sequence[Any] | None = None) ->
         con = _connect()
         try:
             _bind(con, backend, _named(con, sql))
-            relation = con.sql(sql, params=list(params) if params else None)
+            relation = con.sql(sql)
             result: pl.DataFrame = relation.pl() if relation is not None else pl.DataFrame()
             return _whole_numbers(result)
         except duckdb.IOException as exc:

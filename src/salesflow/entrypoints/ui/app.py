@@ -68,6 +68,15 @@ def _short(value: Any, n: int = 12) -> Any:
     return value[:n] + "…" if isinstance(value, str) and len(value) > n else value
 
 
+def _ends(key: Any) -> str:
+    """``processed/…/orders.csv``: an archive key's root and name, the rest in its title."""
+    if not isinstance(key, str) or not key:
+        return ""
+    root, _, rest = key.partition("/")
+    name = rest.rpartition("/")[2]
+    return f"{root}/…/{name}" if "/" in rest else key
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("salesflow.entrypoints.ui", "templates"),
@@ -78,7 +87,9 @@ def _environment() -> Environment:
     )
     env.filters.update(
         shown=forms.shown,
+        editable=forms.fields,
         short=_short,
+        ends=_ends,
         num=_num,
         pct=lambda v: "" if v is None else f"{100 * float(v):.1f}%",
         when=lambda v: "" if not v else str(v)[:19].replace("T", " "),
@@ -225,7 +236,6 @@ def letters(
         statuses=[s.value for s in LetterStatus],
         here="/dlq" + (f"?{query}" if query else ""),
         notice=notice,
-        field_prefix=forms.FIELD_PREFIX,
     )
 
 

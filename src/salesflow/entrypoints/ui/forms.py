@@ -27,22 +27,45 @@ def shown(value: Any) -> str:
     return mask_email(text)
 
 
+def fields(raw: Mapping[str, Any]) -> list[tuple[str, str, Any]]:
+    """The editable leaves of a raw record: ``(form name, label, value)``. Nested objects (a
+    JSON order's ``contact-info``) are opened up, so each value gets its own input; the form
+    name carries the path as JSON, which any key can be part of."""
+    out: list[tuple[str, str, Any]] = []
+
+    def walk(path: list[str], value: Any) -> None:
+        if isinstance(value, dict) and value:
+            for key, inner in value.items():
+                walk([*path, str(key)], inner)
+        else:
+            out.append((FIELD_PREFIX + json.dumps(path), " › ".join(path), value))
+
+    for key, value in raw.items():
+        walk([str(key)], value)
+    return out
+
+
 def corrected(letter: DeadLetter, form: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     """The letter's raw record with the edited fields applied, and a problem per field that
-    could not be read (JSON fields must stay JSON)."""
-    raw = dict(letter.raw)
+    could not be read (a list must stay JSON)."""
+    raw: dict[str, Any] = json.loads(json.dumps(letter.raw))  # a deep copy
     problems: list[str] = []
-    for name, original in letter.raw.items():
-        submitted = form.get(FIELD_PREFIX + name)
+    for name, label, original in fields(letter.raw):
+        submitted = form.get(name)
         if submitted is None or submitted == shown(original):
             continue
-        if isinstance(original, dict | list):
+        value: Any = submitted
+        if isinstance(original, list | dict):
             try:
-                raw[name] = json.loads(submitted)
+                value = json.loads(submitted)
             except json.JSONDecodeError as exc:
-                problems.append(f"{name}: not JSON ({exc.msg}); keep the braces and quotes")
-            continue
-        raw[name] = submitted
+                problems.append(f"{label}: not JSON ({exc.msg}); keep the brackets and quotes")
+                continue
+        *parents, last = json.loads(name[len(FIELD_PREFIX) :])
+        node = raw
+        for key in parents:
+            node = node[key]
+        node[last] = value
     return raw, problems
 
 
