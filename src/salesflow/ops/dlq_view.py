@@ -104,8 +104,12 @@ class Facets:
 
 def facets(backend: Backend, *, status: str | LetterStatus | None = None) -> Facets:
     """The datasets, rules and source files of the letters with ``status`` (any if None),
-    and letters per status; each with its count."""
+    and letters per status; each with its count (files: how many of their records were
+    rejected, from lineage, where the store counts only by dataset and rule)."""
     wanted = letter_status(status)
+    store: Any = backend.dlq
+    if _keyed(store) and callable(getattr(store, "counts", None)):
+        return _counted(backend, store, wanted)
     every = find_letters(backend, status=None)
     out = Facets(statuses=dict(Counter(x.status.value for x in every)))
     chosen = [x for x in every if wanted is None or x.status == wanted]
@@ -113,3 +117,24 @@ def facets(backend: Backend, *, status: str | LetterStatus | None = None) -> Fac
     out.rules = dict(sorted(Counter(r for x in chosen for r in x.rules).items()))
     out.files = dict(sorted(Counter(x.source_file for x in chosen).items()))
     return out
+
+
+def _counted(backend: Backend, store: Any, wanted: LetterStatus | None) -> Facets:
+    """Facets from the store's own aggregates: nothing is listed letter by letter."""
+    from salesflow.pipeline.state import inbox_key_of
+
+    groups = [g for g in store.counts() if wanted is None or g.status == wanted]
+    rules: Counter[str] = Counter()
+    for group in groups:
+        rules[group.rule] += group.letters
+    datasets = sorted({g.dataset for g in groups})
+    return Facets(
+        statuses={s.value: int(store.count(status=s)) for s in LetterStatus},
+        datasets={d: int(store.count(status=wanted, dataset=d)) for d in datasets},
+        rules=dict(sorted(rules.items())),
+        files={
+            inbox_key_of(f): f.rejected
+            for f in backend.tables.list_files()
+            if f.rejected and f.dataset in datasets
+        },
+    )
