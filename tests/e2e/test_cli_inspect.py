@@ -225,6 +225,7 @@ def test_run_says_what_it_watches_and_where(tmp_path: Path) -> None:
     inbox = (cli.data_dir / "bucket" / "inbox").resolve()
     assert f"watching   {inbox} (local folder)" in text
     assert f"state      {cli.data_dir.resolve()}" in text
-    assert "products, orders, order_items: at once with 10 files waiting, or 20 min" in text
+    assert "products, orders, order_items: once one of each waits, at once with 10 files" in text
+    assert "else 20 min after" in text
     assert "webhook (https://hooks.example.com/…)" in text
     assert "secret" not in text and "B0" not in text

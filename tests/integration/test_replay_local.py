@@ -11,7 +11,7 @@ from salesflow.config import Settings
 from salesflow.errors import TerminalError
 from salesflow.models import FileStatus
 from salesflow.ops.replay import replay
-from salesflow.pipeline.steps import fail_file
+from salesflow.pipeline.steps import claim, fail
 
 ORDERS = (
     "order_id,item_id,item_desc,qty,contact_name,contact_email\n"
@@ -25,7 +25,7 @@ def test_a_failed_file_is_replayed_as_a_new_version(settings: Settings) -> None:
     try:
         key = "inbox/orders_json/orders.csv"
         backend.store.put_bytes(key, ORDERS.encode())
-        failed = fail_file(backend, settings, key, f"{key}: the state store was unreachable")
+        failed = fail(backend, settings, claim(backend, settings, key), f"{key}: store down")
         assert failed.status == "FAILED" and failed.archive_key
         assert not backend.store.exists(key)
 
@@ -34,7 +34,7 @@ def test_a_failed_file_is_replayed_as_a_new_version(settings: Settings) -> None:
         stored = sorted(backend.records.read("orders_json").get_column("order_id").to_list())
         assert stored == ["P-1", "P-2"]
         assert backend.store.exists(failed.archive_key)  # the failed version keeps its archive
-        versions = [r for r in backend.tables.list_files() if r.key.startswith(key)]
+        versions = backend.tables.list_files(key=key)
         assert [r.status for r in versions] == [FileStatus.FAILED, FileStatus.SUCCESS]
 
         with pytest.raises(TerminalError, match="latest version is SUCCESS"):
@@ -48,7 +48,7 @@ def test_replay_waits_for_a_newer_version_in_the_inbox(settings: Settings) -> No
     try:
         key = "inbox/orders_json/orders.csv"
         backend.store.put_bytes(key, ORDERS.encode())
-        failed = fail_file(backend, settings, key, "outage")
+        failed = fail(backend, settings, claim(backend, settings, key), "outage")
         backend.store.put_bytes(key, ORDERS.encode())  # a newer upload waits in the inbox
         with pytest.raises(TerminalError, match="is in the inbox already"):
             replay(backend, settings, failed.archive_key or "")

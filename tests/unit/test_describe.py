@@ -29,7 +29,7 @@ def test_startup_lines_name_the_inbox_state_batching_and_sinks(tmp_path: Path) -
     )
     text = "\n".join(startup_lines(settings))
     assert f"watching   {(tmp_path / 'bucket' / 'inbox').resolve()} (local folder)" in text
-    assert "at once with 12 files waiting, or 1.5 min after one of each is there" in text
+    assert "once one of each waits, at once with 12 files waiting, else 1.5 min after" in text
     assert (
         "amount > 250 to log, webhook (https://h.example/…), smtp (mail.example:587, 1 recipient)"
         in text

@@ -77,15 +77,16 @@ def backend(request: pytest.FixtureRequest) -> Any:
     else:
         be.dlq = KeyedLetters(letters())  # type: ignore[assignment]
     for dataset, rejected in (("orders", 3), ("sale_events", 3)):
-        be.tables.put_file(
+        be.tables.claim(
             FileRecord(
                 key=f"inbox/{dataset}/f.csv",
                 sha256="0" * 64,
                 size=1,
                 dataset=dataset,
                 status=FileStatus.SUCCESS,
-                seq=1,
+                seq=len(dataset),
                 rejected=rejected,
+                version="v1",
             )
         )
     return be

@@ -26,13 +26,14 @@ def record(
         status=status,
         seq=seq,
         started_at=T0,
+        version=f"v{seq}",
         **more,  # type: ignore[arg-type]
     )
 
 
 def test_each_version_with_its_inbox_key_duration_and_archive() -> None:
     backend = memory_backend()
-    backend.tables.put_file(
+    backend.tables.claim(
         record(
             "inbox/orders/a.csv",
             1,
@@ -44,9 +45,9 @@ def test_each_version_with_its_inbox_key_duration_and_archive() -> None:
             archive_key="processed/x/a.csv",
         )
     )
-    backend.tables.put_file(
+    backend.tables.claim(
         record(
-            "inbox/orders/a.csv#2",
+            "inbox/orders/a.csv",
             2,
             FileStatus.FAILED,
             error="bad",
@@ -54,9 +55,7 @@ def test_each_version_with_its_inbox_key_duration_and_archive() -> None:
             archive_key="failed/y/a.csv",
         )
     )
-    backend.tables.put_file(
-        record("inbox/sale_events/s.json", 3, FileStatus.SUCCESS, "sale_events")
-    )
+    backend.tables.claim(record("inbox/sale_events/s.json", 3, FileStatus.SUCCESS, "sale_events"))
     rows = list_files(backend)
     assert [r.seq for r in rows] == [1, 2, 3]
     first, second, _ = rows
@@ -66,11 +65,7 @@ def test_each_version_with_its_inbox_key_duration_and_archive() -> None:
         3,
         2,
     )
-    assert (second.file, second.lineage_key, second.attempts) == (
-        "inbox/orders/a.csv",
-        "inbox/orders/a.csv#2",
-        3,
-    )
+    assert (second.file, second.attempts, second.error) == ("inbox/orders/a.csv", 3, "bad")
     assert second.duration_s is None and second.to_dict()["finished_at"] is None
 
     assert [r.seq for r in list_files(backend, key="inbox/orders/a.csv")] == [1, 2]

@@ -53,7 +53,7 @@ def startup_lines(settings: Settings) -> list[str]:
     return [
         f"watching   {watched}",
         f"state      {state}",
-        f"batching   {', '.join(rules.datasets)}: at once with {rules.min_files} files waiting, "
-        f"or {timer} after one of each is there; every other dataset as it lands",
+        f"batching   {', '.join(rules.datasets)}: once one of each waits, at once with "
+        f"{rules.min_files} files waiting, else {timer} after; every other dataset as it lands",
         f"alerts     amount > {settings.alerts.threshold:g} to {sinks or 'no sink'}",
     ]

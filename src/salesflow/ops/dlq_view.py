@@ -121,8 +121,6 @@ def facets(backend: Backend, *, status: str | LetterStatus | None = None) -> Fac
 
 def _counted(backend: Backend, store: Any, wanted: LetterStatus | None) -> Facets:
     """Facets from the store's own aggregates: nothing is listed letter by letter."""
-    from salesflow.pipeline.state import inbox_key_of
-
     groups = [g for g in store.counts() if wanted is None or g.status == wanted]
     rules: Counter[str] = Counter()
     for group in groups:
@@ -133,7 +131,7 @@ def _counted(backend: Backend, store: Any, wanted: LetterStatus | None) -> Facet
         datasets={d: int(store.count(status=wanted, dataset=d)) for d in datasets},
         rules=dict(sorted(rules.items())),
         files={
-            inbox_key_of(f): f.rejected
+            f.key: f.rejected
             for f in backend.tables.list_files()
             if f.rejected and f.dataset in datasets
         },

@@ -15,7 +15,6 @@ from typing import Any
 from salesflow.config import Settings
 from salesflow.models import FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.pipeline.batching import batch_due, seconds_until_due
-from salesflow.pipeline.state import inbox_key_of
 from salesflow.ports import Backend
 
 FIELDS = (
@@ -41,7 +40,6 @@ FIELDS = (
     "source",
     "origin",
     "settled",
-    "lineage_key",
 )
 """Every field of a ``FileLineage``, in the order tables and ``--json`` show them."""
 
@@ -73,7 +71,6 @@ class FileLineage:
     source: str
     origin: str | None
     settled: bool
-    lineage_key: str
 
     @classmethod
     def of(cls, record: FileRecord) -> FileLineage:
@@ -83,7 +80,7 @@ class FileLineage:
         duration = (finished - record.started_at).total_seconds() if finished else None
         return cls(
             seq=record.seq,
-            file=inbox_key_of(record),
+            file=record.key,
             dataset=record.dataset,
             status=record.status.value,
             rows_in=record.rows_in,
@@ -104,7 +101,6 @@ class FileLineage:
             source=str(getattr(record, "source", "") or ""),
             origin=getattr(record, "origin", None),
             settled=bool(getattr(record, "settled", False)),
-            lineage_key=record.key,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,11 +111,11 @@ class FileLineage:
         return d
 
     def matches(self, key: str) -> bool:
-        """Whether ``key`` names this version: its inbox key, lineage key, archive key or
-        source name, or a folder (ending in ``/``) holding its inbox or archive key."""
+        """Whether ``key`` names this version: its inbox key, archive key or source name, or
+        a folder (ending in ``/``) holding its inbox or archive key."""
         if key.endswith("/"):
             return self.file.startswith(key) or (self.archive_key or "").startswith(key)
-        return key in (self.file, self.lineage_key, self.archive_key, self.source)
+        return key in (self.file, self.archive_key, self.source)
 
 
 def _status(value: str | FileStatus | None) -> FileStatus | None:
@@ -145,11 +141,10 @@ def list_files(
     limit: int | None = None,
 ) -> list[FileLineage]:
     """Lineage of every file version matching the filters, oldest first (``limit``: the
-    newest ``limit``). ``key`` may name an inbox key (every version of the file), a lineage
-    key, an archive key, a source name, or a folder ending in ``/``."""
-    rows = [FileLineage.of(r) for r in backend.tables.list_files(_status(status))]
-    if dataset:
-        rows = [r for r in rows if r.dataset == dataset]
+    newest ``limit``). ``key`` may name an inbox key (every version of the file), an archive
+    key, a source name, or a folder ending in ``/``."""
+    found = backend.tables.list_files(_status(status), dataset=dataset or None)
+    rows = [FileLineage.of(r) for r in found]
     if key:
         rows = [r for r in rows if r.matches(key)]
     rows.sort(key=lambda r: r.seq)

@@ -108,7 +108,6 @@ LINEAGE_SCHEMA: dict[str, pl.DataType] = {
     "source": pl.String(),
     "origin": pl.String(),
     "settled": pl.Boolean(),
-    "lineage_key": pl.String(),
 }
 
 

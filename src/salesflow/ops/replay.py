@@ -11,19 +11,19 @@ from salesflow import layout
 from salesflow.config import Settings
 from salesflow.errors import TerminalError
 from salesflow.models import FileRecord, FileStatus
-from salesflow.pipeline.state import StepState, inbox_key_of
+from salesflow.pipeline.state import StepState
 from salesflow.pipeline.steps import process_file
 from salesflow.ports import Backend
 
 
 def failed_version(backend: Backend, key: str) -> FileRecord:
-    """The failed file version ``key`` names: its ``failed/`` archive key, or the inbox or
-    lineage key of a file whose latest version failed."""
+    """The failed file version ``key`` names: its ``failed/`` archive key, or the inbox key
+    of a file whose latest version failed."""
     failed = backend.tables.list_files(FileStatus.FAILED)
     by_archive = [r for r in failed if r.archive_key == key]
     if by_archive:
         return by_archive[-1]
-    named = [r for r in backend.tables.list_files() if key in (r.key, inbox_key_of(r))]
+    named = backend.tables.list_files(key=key)
     if named:
         latest = max(named, key=lambda r: r.seq)
         if latest.status == FileStatus.FAILED:
@@ -47,7 +47,7 @@ def replay(backend: Backend, settings: Settings, key: str) -> StepState:
             f"{record.key}: its archive {archive!r} is not in failed/",
             hint="the bytes are gone; send the file again",
         )
-    target = layout.check_key(inbox_key_of(record))
+    target = layout.check_key(record.key)
     if backend.store.exists(target):
         raise TerminalError(
             f"{target} is in the inbox already (a newer version waits there)",
@@ -55,4 +55,6 @@ def replay(backend: Backend, settings: Settings, key: str) -> StepState:
         )
     with backend.store.fetch(archive) as path:
         backend.store.put_file(target, path)
-    return process_file(backend, settings, target, dataset=record.dataset)
+    return process_file(
+        backend, settings, target, dataset=record.dataset, origin=f"replay:{record.seq}"
+    )
