@@ -103,6 +103,17 @@ class AwsSettings(BaseModel):
     table_prefix: str | None = None
 
 
+class UiSettings(BaseModel):
+    """The dashboard (``salesflow ui``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8050, ge=0, le=65535)
+    token: SecretStr | None = Field(
+        None, description="required on every request; needed to bind beyond loopback"
+    )
+    refresh_seconds: float = Field(2.0, gt=0, description="how often pages look for new data")
+
+
 class Settings(BaseSettings):
     """salesflow's settings. Build with ``Settings(data_dir=...)`` to override anything."""
 
@@ -142,6 +153,7 @@ class Settings(BaseSettings):
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
     stack_name: str | None = Field(
         None, description="shorthand for aws.stack_name (env SALESFLOW_STACK_NAME)"
     )

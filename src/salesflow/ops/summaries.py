@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import polars as pl
@@ -87,10 +88,28 @@ def _rounded(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def kpis(backend: Backend, *, by: str = "day") -> pl.DataFrame:
-    """Order KPIs by day, or category KPIs by category and day (money in cents)."""
-    spec = CATEGORY_KPIS if by == "category" else ORDER_KPIS
-    return _rounded(backend.tables.read_aggregates(spec).sort(list(spec.key)))
+def kpis(
+    backend: Backend,
+    *,
+    by: str = "day",
+    start: date | None = None,
+    end: date | None = None,
+    category: str | None = None,
+) -> pl.DataFrame:
+    """Order KPIs by day, or category KPIs by category and day (money in cents).
+
+    ``start`` and ``end`` bound the day (both included); ``category`` keeps that category's
+    rows of the category KPIs (and implies ``by="category"``).
+    """
+    spec = CATEGORY_KPIS if by == "category" or category is not None else ORDER_KPIS
+    frame = backend.tables.read_aggregates(spec)
+    if start is not None:
+        frame = frame.filter(pl.col("day") >= start)
+    if end is not None:
+        frame = frame.filter(pl.col("day") <= end)
+    if category is not None:
+        frame = frame.filter(pl.col("category") == category)
+    return _rounded(frame.sort(list(spec.key)))
 
 
 def totals(backend: Backend, *, by: str, dataset: str | None = None) -> pl.DataFrame:

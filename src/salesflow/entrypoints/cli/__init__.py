@@ -9,10 +9,18 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable
+from typing import Annotated
 
 import typer
 
-from salesflow.entrypoints.cli import alert_cmds, aws_cmds, dlq_cmds, query_cmds, run_cmds
+from salesflow.entrypoints.cli import (
+    alert_cmds,
+    aws_cmds,
+    dlq_cmds,
+    inspect_cmds,
+    query_cmds,
+    run_cmds,
+)
 from salesflow.entrypoints.cli.common import print_error
 from salesflow.errors import SalesflowError, TransientError
 
@@ -36,12 +44,38 @@ COMMANDS: tuple[Callable[..., None], ...] = (
     run_cmds.run,
     run_cmds.validate,
     run_cmds.generate,
+    run_cmds.replay,
     query_cmds.status,
     query_cmds.kpis,
     query_cmds.totals,
     query_cmds.audit,
     query_cmds.compact,
+    inspect_cmds.files,
+    inspect_cmds.query,
+    inspect_cmds.ui,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"salesflow {version('salesflow')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Sales files in; validated, stored, dead-lettered, aggregated, alerted, archived."""
+
+
 for command in COMMANDS:
     app.command()(command)
 app.add_typer(alert_cmds.app, name="alerts")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import polars as pl
@@ -69,17 +70,32 @@ def kpis(
     data_dir: DataDir = None,
     backend: BackendName = None,
     by: Annotated[str, typer.Option(help="day or category")] = "day",
+    since: Annotated[
+        datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="first day, YYYY-MM-DD")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="last day, YYYY-MM-DD")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="only this category")] = None,
     json_out: Json = False,
 ) -> None:
     """Daily order KPIs (or by category and day): items, revenue, orders, avg basket,
     return rate.
 
-    Example: salesflow kpis --by category --json
+    Example: salesflow kpis --by category --from 2024-06-01 --to 2024-06-30 --json
     """
     if by not in ("day", "category"):
         raise typer.BadParameter("--by takes day or category")
     with open_backend(settings_for(data_dir, backend)) as be:
-        _frame(f"KPIs by {by}", summary.kpis(be, by=by), json_out)
+        frame = summary.kpis(
+            be,
+            by=by,
+            start=since.date() if since else None,
+            end=until.date() if until else None,
+            category=category,
+        )
+    title = f"KPIs by {by}" if category is None else f"KPIs of {category}"
+    _frame(title, frame, json_out)
 
 
 def totals(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from salesflow.datasets import SPECS, get_spec
 from salesflow.entrypoints.cli.alert_cmds import undelivered_line
@@ -41,15 +41,6 @@ def _state_json(s: StepState) -> dict[str, object]:
     return {"file": s.key, **s.to_dict()}
 
 
-def _no_folders(files: list[Path]) -> None:
-    for path in files:
-        if path.is_dir():
-            raise fail(
-                f"{path} is a folder, not a file",
-                f"pass the files in it, e.g. {path}/*.csv {path}/*.json",
-            )
-
-
 def _report_failures(states: list[StepState]) -> bool:
     """One line on stderr per FAILED file (which file, why); whether there was any."""
     failed = [s for s in states if s.status == "FAILED"]
@@ -61,39 +52,40 @@ def _report_failures(states: list[StepState]) -> bool:
 
 def ingest(
     files: Annotated[
-        list[Path], typer.Argument(help="CSV or JSON files to load (.gz too)", exists=True)
+        list[Path],
+        typer.Argument(help="CSV or JSON files, or folders (every file below them)", exists=True),
     ],
     dataset: Annotated[str | None, typer.Option(help="skip detection: the dataset")] = None,
     data_dir: DataDir = None,
     backend: BackendName = None,
     json_out: Json = False,
 ) -> None:
-    """Put files into the inbox and process them now, bypassing the batching wait.
+    """Put files into the inbox and process them now, bypassing the batching wait. Folders
+    are read recursively (dotfiles and temporary names skipped); progress goes to stderr.
 
     Exits 1 when any file ends FAILED (each is named on stderr, with the cause); its
     records are not stored and the file is kept in failed/.
 
-    Example: salesflow ingest orders.json products.csv --json
+    Example: salesflow ingest ./exports/2024-06 --json
     """
+    from salesflow.ops.folders import files_below
     from salesflow.pipeline.inbox import ingest as ingest_files
 
-    _no_folders(files)
     settings = settings_for(data_dir, backend)
     if dataset:
         get_spec(dataset)
-    with open_backend(settings, create=True) as be, processing_lock(settings):
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=console,
-            transient=True,
-            disable=json_out,
-        ) as bar:
-            task = bar.add_task("ingesting", total=len(files))
-            states = ingest_files(
-                be, settings, files, dataset=dataset, progress=lambda _: bar.advance(task)
-            )
+    paths = files_below(files)
+    if not paths:
+        raise fail(
+            f"no files to ingest in {', '.join(str(f) for f in files)}",
+            "dotfiles and temporary names (.part, .tmp, ~) are skipped",
+        )
+    with (
+        open_backend(settings, create=True) as be,
+        processing_lock(settings),
+        IngestProgress(paths) as bar,
+    ):
+        states = ingest_files(be, settings, paths, dataset=dataset, progress=bar.advance)
         undelivered = undelivered_line(be, [s.key for s in states])
     if json_out:
         emit_json([_state_json(s) for s in states])
@@ -103,6 +95,62 @@ def ingest(
         err_console.print(f"[yellow]{undelivered}[/yellow]")
     if _report_failures(states):
         raise typer.Exit(1)
+
+
+class IngestProgress:
+    """A progress bar on stderr (stdout stays clean for ``--json``): files and rows done,
+    rows per second, and the time left, estimated from the bytes still to read."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.sizes: dict[str, list[int]] = {}
+        for path in paths:
+            self.sizes.setdefault(path.name, []).append(path.stat().st_size)
+        self.left = sum(sum(v) for v in self.sizes.values())
+        self.total_files = len(paths)
+        self.done = 0
+        self.rows = 0
+        self.started = time.monotonic()
+        self.bar = Progress(
+            TextColumn("ingesting"),
+            BarColumn(),
+            TextColumn("{task.fields[files]}/{task.fields[total_files]} files"),
+            TextColumn("{task.fields[rows]:,} rows"),
+            TextColumn("{task.fields[rate]:,.0f} rows/s"),
+            TimeRemainingColumn(),
+            console=err_console,
+        )
+        self.task = self.bar.add_task(
+            "ingest",
+            total=max(self.left, 1),
+            files=0,
+            total_files=self.total_files,
+            rows=0,
+            rate=0.0,
+        )
+
+    def __enter__(self) -> IngestProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def advance(self, state: StepState) -> None:
+        self.done += 1
+        self.rows += state.rows_in
+        # The inbox key keeps the file's name (or adds -2, -3... when taken).
+        same = self.sizes.get(state.key.rsplit("/", 1)[-1])
+        files_left = self.total_files - self.done + 1
+        size = same.pop() if same else self.left // max(files_left, 1)
+        self.left -= size
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        self.bar.update(
+            self.task,
+            advance=size,
+            files=self.done,
+            rows=self.rows,
+            rate=self.rows / elapsed,
+        )
 
 
 def validate(
@@ -247,7 +295,37 @@ def run(
     settings = settings_for(data_dir, backend, **more)
     if quiet_seconds is not None:
         settings.batching.quiet_seconds = quiet_seconds
+    from salesflow.ops.describe import startup_lines
+
+    for line in startup_lines(settings):
+        err_console.print(line, highlight=False, markup=False, soft_wrap=True)
     serve(settings, json_lines=json_out)
+
+
+def replay(
+    key: Annotated[
+        str, typer.Argument(help="a failed/ archive key, or the inbox key of a failed file")
+    ],
+    data_dir: DataDir = None,
+    backend: BackendName = None,
+    json_out: Json = False,
+) -> None:
+    """Send a failed file through the pipeline again, once its cause is fixed: the archived
+    bytes go back to their inbox key as a new version and are processed now.
+
+    Example: salesflow replay failed/year=2024/month=06/orders/000000000012-orders.csv
+    """
+    from salesflow.ops.replay import replay as replay_file
+
+    settings = settings_for(data_dir, backend)
+    with open_backend(settings) as be, processing_lock(settings):
+        state = replay_file(be, settings, key)
+    if json_out:
+        emit_json(_state_json(state))
+        return
+    console.print(table("Replayed", STATE_COLUMNS, [_state_row(state)]))
+    if state.error:
+        console.print(f"[yellow]{state.status}[/yellow] {state.error}")
 
 
 def demo(
