@@ -31,13 +31,14 @@ import polars as pl
 from salesflow import layout
 from salesflow.config import Settings
 from salesflow.datasets import detect_dataset, get_spec
+from salesflow.engines import engine_for
 from salesflow.errors import FileLevelError, SalesflowError, TransientError, UnknownDatasetError
 from salesflow.kpis import refresh_aggregates
 from salesflow.models import FileRecord, FileStatus, utcnow
 from salesflow.pipeline.routing import dead_letters, high_value_alerts
 from salesflow.pipeline.state import StepState, inbox_key_of, lineage_key
 from salesflow.ports import Backend
-from salesflow.validation import FileReport, Reference, validate_path
+from salesflow.validation import FileReport, Reference
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +227,7 @@ def load_file(
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesflow-store") as pool,
     ):
         stored: Future[None] | None = None
-        for chunk in validate_path(
+        for chunk in engine_for(settings).validate(
             path,
             spec,
             source=state.key,
@@ -275,7 +276,8 @@ def _sink_names(backend: Backend) -> list[str]:
 def aggregate(backend: Backend, settings: Settings, state: StepState) -> StepState:
     """Recompute the totals and KPIs the file touched, from the stored records."""
     if state.status == FileStatus.IN_PROGRESS:
-        refresh_aggregates(backend.records, backend.tables, state.dataset, state.day_dates)
+        engine = engine_for(settings)
+        refresh_aggregates(backend.records, backend.tables, state.dataset, state.day_dates, engine)
         failpoint(settings, "after_aggregate")
     return state
 

@@ -19,7 +19,7 @@ import polars as pl
 from salesflow.config import SparkSettings
 from salesflow.datasets.spec import DatasetSpec
 from salesflow.engines.spark.session import import_pyspark, spark_session
-from salesflow.errors import FileLevelError
+from salesflow.errors import FileLevelError, SalesflowError, TerminalError, TransientError
 from salesflow.models import utcnow
 from salesflow.ports import RecordStore
 from salesflow.validation.filewide import Reference
@@ -34,6 +34,32 @@ _SPLIT_CONF = (
     "spark.sql.files.openCostInBytes",
     "spark.sql.files.minPartitionNum",
 )
+
+
+@contextlib.contextmanager
+def spark_errors(what: str) -> Iterator[None]:
+    """Spark's failures as salesflow's: a plan Spark rejects is terminal (retrying the same
+    file gives the same plan), a failed job is transient (an executor or the master lost)."""
+    try:
+        yield
+    except SalesflowError:
+        raise
+    except Exception as exc:
+        from py4j.protocol import Py4JError
+        from pyspark.errors import AnalysisException, PySparkException
+
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        if isinstance(exc, AnalysisException):
+            raise TerminalError(
+                f"{what}: Spark rejected the query: {cause}",
+                hint="this is a salesflow bug; report it with the file, or use --engine polars",
+            ) from exc
+        if isinstance(exc, PySparkException | Py4JError):
+            raise TransientError(
+                f"{what}: the Spark job failed: {cause}",
+                hint="check that the Spark master and its executors are up, then retry",
+            ) from exc
+        raise
 
 
 class SparkEngine:
@@ -108,7 +134,7 @@ class SparkEngine:
                 )
             day = processing_day or now.date()
             validation = SparkValidation(self.spark, spec, now, day, reference, list(text.warnings))
-            with self._split(path.stat().st_size):
+            with self._split(path.stat().st_size), spark_errors(source):
                 if text.format == "csv":
                     uri, encoding = self._uri(text.path, source, bool(text.warnings))
                     data = read_csv(self.spark, text, spec, source, uri, encoding=encoding)
@@ -125,14 +151,16 @@ class SparkEngine:
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
         from salesflow.engines.spark.kpis import kpis
 
-        return kpis(self.spark, records, days)
+        with spark_errors("KPIs"):
+            return kpis(self.spark, records, days)
 
     def totals(
         self, records: RecordStore, dataset: str, days: Collection[date] | None = None
     ) -> pl.DataFrame:
         from salesflow.engines.spark.kpis import totals
 
-        return totals(self.spark, records, dataset, days)
+        with spark_errors(f"totals of {dataset}"):
+            return totals(self.spark, records, dataset, days)
 
     def close(self) -> None:
         self.spark.stop()

@@ -58,38 +58,13 @@ def spark_pattern(fmt: str) -> str:
 
 
 def _iso(text: Column) -> Column:
-    def part(pattern: str, i: int) -> Column:
-        return F.regexp_extract(text, pattern, i)
-
-    def clock(pattern: str, seconds: int) -> Column:
-        second = part(pattern, seconds)
-        fraction = F.substring(part(pattern, seconds + 1), 1, 6)
-        return F.concat(
-            F.coalesce(F.nullif(part(pattern, 4), F.lit("")), F.lit("0")),
-            F.lit(":"),
-            F.coalesce(F.nullif(part(pattern, 5), F.lit("")), F.lit("0")),
-            F.lit(":"),
-            F.coalesce(F.nullif(second, F.lit("")), F.lit("0")),
-            F.lit("."),
-            F.coalesce(F.nullif(fraction, F.lit("")), F.lit("0")),
-        )
-
-    def day(pattern: str) -> Column:
-        return F.concat_ws("-", part(pattern, 1), part(pattern, 2), part(pattern, 3))
-
-    utc = F.concat(day(_ISO_UTC), F.lit(" "), clock(_ISO_UTC, 6), F.lit("+00:00"))
-    offset = F.concat(
-        day(_ISO_OFFSET),
-        F.lit(" "),
-        clock(_ISO_OFFSET, 6),
-        part(_ISO_OFFSET, 8),
-        F.lit(":"),
-        part(_ISO_OFFSET, 9),
-    )
-    canonical = (
-        F.when(text.rlike(_ISO_UTC), utc).when(text.rlike(_ISO_OFFSET), offset).otherwise(None)
-    )
-    return canonical.try_cast("timestamp")
+    """ISO date-times: the shapes Polars reads are fenced in by the two patterns, then put in
+    the one form Spark's cast reads (space separator, no `` UTC``/``Z``, fraction cut to
+    microseconds, as Polars cuts it)."""
+    canonical = F.regexp_replace(text, r"(?i)\s*(?:utc|z)$", "")
+    canonical = F.regexp_replace(canonical, r"^(\d{4}-\d{1,2}-\d{1,2})[Tt ]+", "$1 ")
+    canonical = F.regexp_replace(canonical, r"(\.\d{6})\d+", "$1")
+    return F.when(text.rlike(_ISO_UTC) | text.rlike(_ISO_OFFSET), canonical.try_cast("timestamp"))
 
 
 def _formatted(text: Column, formats: tuple[str, ...]) -> Column:

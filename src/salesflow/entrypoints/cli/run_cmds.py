@@ -14,7 +14,9 @@ from salesflow.datasets import SPECS, get_spec
 from salesflow.entrypoints.cli.common import (
     BackendName,
     DataDir,
+    EngineName,
     Json,
+    SparkMaster,
     console,
     emit_json,
     open_backend,
@@ -41,15 +43,18 @@ def ingest(
     dataset: Annotated[str | None, typer.Option(help="skip detection: the dataset")] = None,
     data_dir: DataDir = None,
     backend: BackendName = None,
+    engine: EngineName = None,
+    spark_master: SparkMaster = None,
     json_out: Json = False,
 ) -> None:
     """Put files into the inbox and process them now, bypassing the batching wait.
 
     Example: salesflow ingest orders.json products.csv --json
+    Example: salesflow ingest big/order_items.csv --engine spark --spark-master local[2]
     """
     from salesflow.pipeline.inbox import ingest as ingest_files
 
-    settings = settings_for(data_dir, backend)
+    settings = settings_for(data_dir, backend, engine=engine, spark_master=spark_master)
     if dataset:
         get_spec(dataset)
     with open_backend(settings) as be, processing_lock(settings):
@@ -79,14 +84,19 @@ def validate(
     dataset: Annotated[str | None, typer.Option(help="skip detection: the dataset")] = None,
     json_out: Json = False,
     data_dir: DataDir = None,
+    engine: EngineName = None,
+    spark_master: SparkMaster = None,
 ) -> None:
     """Validate files without storing anything; print the report per file.
 
     Example: salesflow validate sales.csv --json
+    Example: salesflow validate sales.csv --engine spark
     """
+    from salesflow.engines import engine_for
     from salesflow.ops.validate import validate_paths
 
-    reports = validate_paths(files, dataset=dataset)
+    settings = settings_for(data_dir, engine=engine, spark_master=spark_master)
+    reports = validate_paths(files, dataset=dataset, engine=engine_for(settings))
     if json_out:
         emit_json(reports)
         return
@@ -186,10 +196,7 @@ def run(
     """
     from salesflow.entrypoints.service import serve
 
-    more: dict[str, object] = {}
-    if poll is not None:
-        more["poll_seconds"] = poll
-    settings = settings_for(data_dir, backend, **more)
+    settings = settings_for(data_dir, backend, poll_seconds=poll)
     if quiet_seconds is not None:
         settings.batching.quiet_seconds = quiet_seconds
     serve(settings, json_lines=json_out)
