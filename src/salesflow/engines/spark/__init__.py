@@ -87,7 +87,7 @@ class SparkEngine:
         saved = {k: conf.get(k, None) for k in _SPLIT_CONF}
         conf.set("spark.sql.files.maxPartitionBytes", str(max(1, -(-size // n))))
         conf.set("spark.sql.files.openCostInBytes", "0")
-        conf.set("spark.sql.files.minPartitionNum", str(n))
+        conf.set("spark.sql.files.minPartitionNum", "1")  # else it caps the split size
         try:
             yield
         finally:
