@@ -114,6 +114,24 @@ class UiSettings(BaseModel):
     refresh_seconds: float = Field(2.0, gt=0, description="how often pages look for new data")
 
 
+class SparkSettings(BaseModel):
+    """The Spark engine (``--engine spark``): where it runs and how it splits the work."""
+
+    master: str = Field("local[*]", description="local[N], spark://host:7077, yarn, ...")
+    app_name: str = "salesflow"
+    shuffle_partitions: int = Field(8, ge=1, description="partitions after a shuffle")
+    partitions: int | None = Field(
+        None, ge=1, description="split each file into this many read partitions (default: Spark's)"
+    )
+    bucket_uri: str | None = Field(
+        None,
+        description="the bucket as the executors see it (s3://my-bucket on EMR or Glue): "
+        "Spark then reads inbox objects and writes its output there, not on the driver",
+    )
+    log_level: str = "ERROR"
+    conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
+
+
 class Settings(BaseSettings):
     """salesflow's settings. Build with ``Settings(data_dir=...)`` to override anything."""
 
@@ -125,6 +143,9 @@ class Settings(BaseSettings):
     )
 
     backend: Literal["local", "aws"] = "local"
+    engine: Literal["polars", "spark"] = Field(
+        "polars", description="where validation and KPIs run: polars (this process) or spark"
+    )
     data_dir: Path = Path("salesflow-data")
     chunk_rows: int = Field(250_000, ge=1, description="rows validated at a time (bounds memory)")
     poll_seconds: float = Field(1.0, gt=0, description="inbox polling fallback interval")
@@ -154,6 +175,7 @@ class Settings(BaseSettings):
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
     ui: UiSettings = Field(default_factory=UiSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
     stack_name: str | None = Field(
         None, description="shorthand for aws.stack_name (env SALESFLOW_STACK_NAME)"
     )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from salesflow.datasets.spec import DATETIME, Check, DatasetSpec, FieldSpec, positive, text
+from salesflow.datasets.spec import DATETIME, Check, DatasetSpec, FieldSpec, positive
+from salesflow.rules import col, concat, text
 
 STATUSES = ("Processing", "Shipped", "Complete", "Cancelled", "Returned")
 """thelook's order and order-item statuses; KPIs exclude Cancelled and Returned revenue."""
@@ -43,13 +44,8 @@ PRODUCTS = DatasetSpec(
         Check(
             "business.cost_le_retail",
             "cost",
-            pl.col("cost") > pl.col("retail_price"),
-            pl.concat_str(
-                pl.lit("cost "),
-                text("cost"),
-                pl.lit(" is above retail_price "),
-                text("retail_price"),
-            ),
+            col("cost") > col("retail_price"),
+            concat("cost ", text("cost"), " is above retail_price ", text("retail_price")),
         ),
     ),
 )
@@ -75,8 +71,8 @@ ORDERS = DatasetSpec(
         Check(
             "business.num_of_item",
             "num_of_item",
-            pl.col("num_of_item") < 1,
-            pl.concat_str(pl.lit("num_of_item must be >= 1, got "), text("num_of_item")),
+            col("num_of_item") < 1,
+            concat("num_of_item must be >= 1, got ", text("num_of_item")),
         ),
     ),
 )
@@ -102,5 +98,5 @@ ORDER_ITEMS = DatasetSpec(
         FieldSpec("sale_price", _F64, required=True),
     ),
     checks=(positive("sale_price", rule="business.sale_price"),),
-    amount=pl.col("sale_price"),
+    amount=col("sale_price"),
 )

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from salesflow.errors import FileLevelError
 from salesflow.pipeline.steps import HEAD_BYTES, resolve_dataset
 from salesflow.validation import FileReport, validate_file
+
+if TYPE_CHECKING:
+    from salesflow.engines import Engine
 
 
 def _unreadable(path: Path, exc: OSError) -> FileLevelError:
@@ -23,8 +26,11 @@ def _unreadable(path: Path, exc: OSError) -> FileLevelError:
     return FileLevelError(source, cause, rule="structure.io", hint=hint)
 
 
-def validate_paths(paths: Sequence[Path], *, dataset: str | None = None) -> list[dict[str, Any]]:
-    """One report dict per file (the same schema as the stored reports).
+def validate_paths(
+    paths: Sequence[Path], *, dataset: str | None = None, engine: Engine | None = None
+) -> list[dict[str, Any]]:
+    """One report dict per file (the same schema as the stored reports), validated by
+    ``engine`` (default: Polars in this process).
 
     A file that cannot be read gives a report with ``error`` set instead of raising.
     """
@@ -38,8 +44,15 @@ def validate_paths(paths: Sequence[Path], *, dataset: str | None = None) -> list
             name = resolve_dataset(path.name, head, dataset)
             from salesflow.datasets import get_spec
 
-            result = validate_file(path, get_spec(name), source=source)
-            reports.append(result.report.to_dict())
+            spec = get_spec(name)
+            if engine is None or engine.name == "polars":
+                report = validate_file(path, spec, source=source).report
+            else:
+                chunks = engine.validate(path, spec, source=source)
+                report = FileReport(file=source, dataset=spec.name)
+                for chunk in chunks:
+                    report.add(chunk)
+            reports.append(report.to_dict())
         except FileLevelError as exc:
             reports.append(FileReport.failed(source, name, exc).to_dict())
         except OSError as exc:

@@ -36,6 +36,7 @@ import polars as pl
 from salesflow import layout
 from salesflow.config import Settings
 from salesflow.datasets import dataset_of_folder, detect_dataset, get_spec, undetected
+from salesflow.engines import engine_for
 from salesflow.errors import (
     FileLevelError,
     SalesflowError,
@@ -48,7 +49,7 @@ from salesflow.models import FileRecord, FileStatus, utcnow
 from salesflow.pipeline.routing import dead_letters, high_value_alerts
 from salesflow.pipeline.state import StepState
 from salesflow.ports import Backend
-from salesflow.validation import FileReport, Reference, validate_path
+from salesflow.validation import FileReport, Reference
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +316,7 @@ def load(
     report = FileReport(file=state.key, dataset=spec.name)
     alerts = 0
     with backend.store.fetch(state.key) as path:
-        for chunk in validate_path(
+        for chunk in engine_for(settings).validate(
             path,
             spec,
             source=state.key,
@@ -439,7 +440,13 @@ def publish(
             backend.tables.add_alerts(
                 high_value_alerts(spec.name, record.key, hits, threshold=threshold, sinks=sinks)
             )
-    refresh_aggregates(backend.records, backend.tables, spec.name, StepState.of(record).day_dates)
+    refresh_aggregates(
+        backend.records,
+        backend.tables,
+        spec.name,
+        StepState.of(record).day_dates,
+        engine_for(settings),
+    )
     failpoint(settings, "after_aggregate", spec.name)
     moved = _move_if_unchanged(backend, record)
     if not moved and backend.store.stat(record.key) is not None:

@@ -88,7 +88,7 @@ def read_header(text: TextFile) -> list[str]:
     return [cell.strip() for cell in first]
 
 
-def _unique_names(header: list[str]) -> list[str]:
+def unique_names(header: list[str]) -> list[str]:
     """Header names usable as JSON keys: blanks named by position, repeats numbered."""
     names: list[str] = []
     for i, h in enumerate(header):
@@ -99,7 +99,7 @@ def _unique_names(header: list[str]) -> list[str]:
     return names
 
 
-def _check_header(spec: DatasetSpec, header: list[str], source: str) -> dict[str, int]:
+def check_header(spec: DatasetSpec, header: list[str], source: str) -> dict[str, int]:
     found, missing = match_header(spec, header)
     if missing:
         hint = f"the first line must be a header with: {','.join(spec.required_headers)}"
@@ -120,8 +120,8 @@ def csv_chunks(
 ) -> Iterator[Arrived]:
     """Stream ``text`` as arrived chunks of about ``chunk_rows`` records."""
     header = read_header(text)
-    found = _check_header(spec, header, source)
-    names = _unique_names(header)
+    found = check_header(spec, header, source)
+    names = unique_names(header)
     cols = [f"c{i}" for i in range(len(header))]
     shape = _Shape(spec, found, names, cols)
     schema = {c: pl.Utf8 for c in cols} | {OVERFLOW: pl.Utf8}

@@ -247,10 +247,18 @@ def _json_lines(text: str, depths: list[int]) -> list[tuple[Any, str, bool]] | N
     return out
 
 
-def json_chunks(
-    text: TextFile, spec: DatasetSpec, source: str, chunk_rows: int, content: str
-) -> Iterator[Arrived]:
-    """Parse ``content`` (the decoded file) and yield it in chunks of ``chunk_rows``."""
+class Flattened:
+    """A JSON file's records as string columns (``frame``) and their raw texts (``raw``)."""
+
+    def __init__(self, flat: _Flattener) -> None:
+        self.frame = flat.frame()
+        self.raw = flat.raw
+
+
+def flatten(spec: DatasetSpec, source: str, content: str) -> Flattened:
+    """Parse ``content`` (the decoded file): one document of records, or JSON Lines.
+
+    Raises ``FileLevelError`` when it is neither, or has a shape ``spec`` does not accept."""
     flat = _Flattener(spec)
     depth, depths = nesting(content)
     top: Any = None
@@ -278,7 +286,15 @@ def json_chunks(
     else:
         for record, line, broken in lines:
             flat.add(record, line, broken=broken)
-    frame = flat.frame()
+    return Flattened(flat)
+
+
+def json_chunks(
+    text: TextFile, spec: DatasetSpec, source: str, chunk_rows: int, content: str
+) -> Iterator[Arrived]:
+    """Parse ``content`` (the decoded file) and yield it in chunks of ``chunk_rows``."""
+    flat = flatten(spec, source, content)
+    frame = flat.frame
     extra = pl.col("_extra")
     for start in range(0, frame.height, chunk_rows):
         yield Arrived(frame.slice(start, chunk_rows), flat.raw, extra)

@@ -28,14 +28,39 @@ BackendName = Annotated[
     str | None, typer.Option("--backend", help="local or aws [env SALESFLOW_BACKEND]")
 ]
 Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
+EngineName = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="polars (this process) or spark: where validation and KPIs run [env SALESFLOW_ENGINE]",
+    ),
+]
+SparkMaster = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL for --engine spark: local[*], spark://host:7077, yarn "
+        "[env SALESFLOW_SPARK__MASTER]",
+    ),
+]
 
 # Wide enough for keys and numbers when piped (Rich assumes 80 columns off a terminal).
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
-def settings_for(data_dir: Path | None, backend: str | None = None, **more: Any) -> Settings:
-    return load_settings(data_dir=data_dir, backend=backend, **more)
+def settings_for(
+    data_dir: Path | None,
+    backend: str | None = None,
+    *,
+    engine: str | None = None,
+    spark_master: str | None = None,
+    **more: Any,
+) -> Settings:
+    settings = load_settings(data_dir=data_dir, backend=backend, engine=engine, **more)
+    if spark_master:
+        settings.spark.master = spark_master
+    return settings
 
 
 @contextlib.contextmanager

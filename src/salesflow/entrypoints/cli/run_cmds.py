@@ -15,7 +15,9 @@ from salesflow.entrypoints.cli.alert_cmds import undelivered_line
 from salesflow.entrypoints.cli.common import (
     BackendName,
     DataDir,
+    EngineName,
     Json,
+    SparkMaster,
     console,
     emit_json,
     err_console,
@@ -58,6 +60,8 @@ def ingest(
     dataset: Annotated[str | None, typer.Option(help="skip detection: the dataset")] = None,
     data_dir: DataDir = None,
     backend: BackendName = None,
+    engine: EngineName = None,
+    spark_master: SparkMaster = None,
     json_out: Json = False,
 ) -> None:
     """Put files into the inbox and process them now, bypassing the batching wait. Folders
@@ -67,11 +71,12 @@ def ingest(
     records are not stored and the file is kept in failed/.
 
     Example: salesflow ingest ./exports/2024-06 --json
+    Example: salesflow ingest big/order_items.csv --engine spark --spark-master local[2]
     """
     from salesflow.ops.folders import files_below
     from salesflow.pipeline.inbox import ingest as ingest_files
 
-    settings = settings_for(data_dir, backend)
+    settings = settings_for(data_dir, backend, engine=engine, spark_master=spark_master)
     if dataset:
         get_spec(dataset)
     paths = files_below(files)
@@ -161,6 +166,8 @@ def validate(
     ] = False,
     json_out: Json = False,
     data_dir: DataDir = None,
+    engine: EngineName = None,
+    spark_master: SparkMaster = None,
 ) -> None:
     """Validate files without storing anything; print the report per file.
 
@@ -168,10 +175,13 @@ def validate(
     and with --strict when any record is rejected.
 
     Example: salesflow validate sales.csv --strict && echo clean
+    Example: salesflow validate sales.csv --engine spark
     """
+    from salesflow.engines import engine_for
     from salesflow.ops.validate import validate_paths
 
-    reports = validate_paths(files, dataset=dataset)
+    settings = settings_for(data_dir, engine=engine, spark_master=spark_master)
+    reports = validate_paths(files, dataset=dataset, engine=engine_for(settings))
     if json_out:
         emit_json(reports)
     else:
@@ -289,10 +299,7 @@ def run(
     """
     from salesflow.entrypoints.service import serve
 
-    more: dict[str, object] = {}
-    if poll is not None:
-        more["poll_seconds"] = poll
-    settings = settings_for(data_dir, backend, **more)
+    settings = settings_for(data_dir, backend, poll_seconds=poll)
     if quiet_seconds is not None:
         settings.batching.quiet_seconds = quiet_seconds
     from salesflow.ops.describe import startup_lines
