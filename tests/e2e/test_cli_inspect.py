@@ -147,7 +147,7 @@ def test_ingest_a_folder_recursively_with_progress_on_stderr(tmp_path: Path) -> 
         and ".git" not in p.parts
     )
     cli = Cli(tmp_path / "data")
-    result = cli.run("ingest", folder, "--json", env={"COLUMNS": "200"})
+    result = cli.run("ingest", folder, "--json", env={"COLUMNS": "200", "TTY_COMPATIBLE": "1"})
     states = json.loads(result.stdout)  # stdout is only the JSON
     assert sorted(s["file"].rsplit("/", 1)[-1] for s in states) == expected
     assert all(s["status"] == "SUCCESS" for s in states)

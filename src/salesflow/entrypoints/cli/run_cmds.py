@@ -123,6 +123,7 @@ class IngestProgress:
             TextColumn("{task.fields[rate]:,.0f} rows/s"),
             TimeRemainingColumn(),
             console=err_console,
+            disable=not err_console.is_terminal,
         )
         self.task = self.bar.add_task(
             "ingest",
