@@ -37,7 +37,8 @@ ISO = ["2023-01-05 10:11:12 UTC", "2023-01-05 10:11:12.123456 UTC", "2023-01-05T
        "twelve", None]  # fmt: skip
 US = ["12/1/2010 8:26", "12/01/2010 08:26", "1/2/2011 13:05:09", "13/1/2010 8:26",
       "12/1/2010 8:26 ", "12/1/2010  8:26", "2010-12-01 08:26", "1/2/2011 13:05", "",
-      None]  # fmt: skip
+      "2010-12-01T08:26:00", "2010-12-01t08:26:00", "2010-12-1T8:26:5", "2010-12-01T08:26",
+      "2010-12-01 08:26:00", "2010-12-01TT08:26:00", None]  # fmt: skip
 TEXTS = ["a", " a ", "", "   ", "\u00a0x\u2003", "é", None]
 
 
@@ -81,5 +82,6 @@ def test_numbers_in_messages_read_as_polars_prints_them(spark_engine: SparkEngin
 
 def test_a_date_format_spark_cannot_read_fails_loudly() -> None:
     assert spark_pattern("%m/%d/%Y %H:%M") == "M/d/y H:m"
+    assert spark_pattern("%Y-%m-%dT%H:%M") == "y-M-d'T'H:m"
     with pytest.raises(NotImplementedError, match="%b"):
         spark_pattern("%d %b %Y")

@@ -41,8 +41,9 @@ def strip(value: Column) -> Column:
 def spark_pattern(fmt: str) -> str:
     """A strptime format (``%m/%d/%Y %H:%M``) as a Spark datetime pattern (``M/d/y H:m``).
 
-    Single letters parse one or more digits, as strptime does. Raises ``NotImplementedError``
-    for a directive with no translation, so a new spec format fails at once, not silently.
+    Single letters parse one or more digits, as strptime does; literal letters are quoted
+    (``%Y-%m-%dT%H`` is ``y-M-d'T'H``). Raises ``NotImplementedError`` for a directive with
+    no translation, so a new spec format fails at once, not silently.
     """
     out = []
     for token in re.split(r"(%.)", fmt):
@@ -51,9 +52,7 @@ def spark_pattern(fmt: str) -> str:
                 raise NotImplementedError(f"strptime directive {token} has no Spark pattern")
             out.append(_STRPTIME[token])
         elif token:
-            if re.search(r"[A-Za-z']", token):
-                raise NotImplementedError(f"literal {token!r} in a date format")
-            out.append(token)
+            out.append(re.sub(r"[A-Za-z']+", lambda m: "'" + m[0].replace("'", "''") + "'", token))
     return "".join(out)
 
 
@@ -67,9 +66,23 @@ def _iso(text: Column) -> Column:
     return F.when(text.rlike(_ISO_UTC) | text.rlike(_ISO_OFFSET), canonical.try_cast("timestamp"))
 
 
+def _case_fence(fmt: str) -> str | None:
+    """A regex that holds a format's literal letters to their case, or None if it has none:
+    Spark matches literals case-insensitively (``t`` for ``'T'``), strptime does not."""
+    parts = re.split(r"(%.)", fmt)
+    if not any(re.search(r"[A-Za-z]", p) for p in parts if not p.startswith("%")):
+        return None
+    return "^" + "".join(r"\d+" if p.startswith("%") else re.escape(p) for p in parts) + "$"
+
+
 def _formatted(text: Column, formats: tuple[str, ...]) -> Column:
     single = F.regexp_replace(text, r"\s+", " ")
-    return F.coalesce(*[F.try_to_timestamp(single, F.lit(spark_pattern(f))) for f in formats])
+    values = []
+    for fmt in formats:
+        value = F.try_to_timestamp(single, F.lit(spark_pattern(fmt)))
+        fence = _case_fence(fmt)
+        values.append(value if fence is None else F.when(single.rlike(fence), value))
+    return F.coalesce(*values)
 
 
 def parse(raw: Column, spec: FieldSpec) -> tuple[Column, Column]:
