@@ -54,18 +54,32 @@ def _outcome(
     }
 
 
-def run_salesflow(inputs: Inputs, now: datetime, workdir: Path) -> Outcome:
+def run_salesflow(
+    inputs: Inputs, now: datetime, workdir: Path, *, spark_master: str | None = None
+) -> Outcome:
     """(a) ``salesflow.pipeline.inbox.ingest`` of the three files into a fresh data dir:
     validate in chunks, records to the Parquet lake, dead letters and lineage to SQLite,
-    KPIs recomputed, raw files archived."""
+    KPIs recomputed, raw files archived.
+
+    With ``spark_master`` the same run on the Spark engine (``--engine spark``); the session
+    is started before the clock, like the imports, and its start-up time is kept apart
+    (``session_s``). CPU seconds then count only the Python driver, not the JVM."""
     from salesflow.adapters import build_backend
-    from salesflow.config import Settings
+    from salesflow.config import Settings, SparkSettings
+    from salesflow.engines import engine_for
     from salesflow.kpis.aggregates import CATEGORY_KPIS, ORDER_KPIS
     from salesflow.pipeline.inbox import ingest
 
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    settings = Settings(data_dir=workdir)
+    if spark_master is None:
+        settings = Settings(data_dir=workdir)
+    else:
+        spark = SparkSettings(master=spark_master, shuffle_partitions=4)
+        settings = Settings(data_dir=workdir, engine="spark", spark=spark)
+    session_started = time.perf_counter()
+    engine_for(settings)
+    session_s = time.perf_counter() - session_started
     marks: list[tuple[str, float]] = []
     started, cpu = time.perf_counter(), time.process_time()
     backend = build_backend(settings)
@@ -104,7 +118,19 @@ def run_salesflow(inputs: Inputs, now: datetime, workdir: Path) -> Outcome:
     outcome["lake_mb"] = round(
         sum(p.stat().st_size for p in (workdir / "bucket" / "lake").rglob("*.parquet")) / 1e6, 1
     )
+    if spark_master is not None:
+        outcome["session_s"] = round(session_s, 2)
     return outcome
+
+
+def run_spark_local1(inputs: Inputs, now: datetime, workdir: Path) -> Outcome:
+    """(d) ``salesflow ingest --engine spark --spark-master local[1]``."""
+    return run_salesflow(inputs, now, workdir, spark_master="local[1]")
+
+
+def run_spark_local2(inputs: Inputs, now: datetime, workdir: Path) -> Outcome:
+    """(e) ``salesflow ingest --engine spark --spark-master local[2]``."""
+    return run_salesflow(inputs, now, workdir, spark_master="local[2]")
 
 
 def run_pandas(inputs: Inputs, now: datetime, workdir: Path) -> Outcome:
@@ -151,9 +177,15 @@ APPROACHES: dict[str, Callable[[Inputs, datetime, Path], Outcome]] = {
     "salesflow": run_salesflow,
     "pandas": run_pandas,
     "polars_floor": run_floor,
+    "spark_local1": run_spark_local1,
+    "spark_local2": run_spark_local2,
 }
+SPARK = ("spark_local1", "spark_local2")
+"""Run only at ``--spark-sizes`` (a Spark run takes minutes); not in ``--approaches``'s default."""
 LABELS = {
     "salesflow": "(a) salesflow ingest, end to end",
     "pandas": "(b) seed 004 reference: pandas, 10k-row chunks",
     "polars_floor": "(c) floor: plain Polars, whole files, no persistence",
+    "spark_local1": "(d) salesflow ingest --engine spark, local[1]",
+    "spark_local2": "(e) salesflow ingest --engine spark, local[2]",
 }

@@ -43,6 +43,38 @@ def ratios(size: dict[str, Any], measure: str = "wall_s") -> dict[str, float]:
     return out
 
 
+def spark_lines(results: dict[str, Any]) -> list[str]:
+    """The Spark engine against the Polars engine, and its 1 -> 2 core scaling, per size."""
+    lines: list[str] = []
+    for size in results["sizes"]:
+        runs = size["approaches"]
+        one, two, polars = runs.get("spark_local1"), runs.get("spark_local2"), runs.get("salesflow")
+        if one is None or two is None:
+            continue
+        line = (
+            f"- {size['rows']:,} rows: Spark local[1] {one['wall_s']:.1f} s, local[2] "
+            f"{two['wall_s']:.1f} s (1 -> 2 cores: {one['wall_s'] / two['wall_s']:.2f}x faster)"
+        )
+        if polars is not None:
+            line += (
+                f"; the Polars engine {polars['wall_s']:.1f} s, so Spark local[2] is "
+                f"{two['wall_s'] / polars['wall_s']:.1f}x slower on this machine"
+            )
+        sessions = [s["session_s"] for s in (one, two) if "session_s" in s]
+        if sessions:
+            line += f"; starting the session took {max(sessions):.1f} s more (not in wall)"
+        lines.append(line + ".")
+    if not lines:
+        return []
+    return [
+        "",
+        "Spark engine (`--engine spark`, same pipeline; CPU and RSS are the Python driver's "
+        "only, the JVM is a child process):",
+        "",
+        *lines,
+    ]
+
+
 def _targets(results: dict[str, Any]) -> list[str]:
     largest = max(results["sizes"], key=lambda s: s["rows"])
     r = ratios(largest)
@@ -105,6 +137,7 @@ def render(results: dict[str, Any]) -> str:
             f"{_num(c.get('a/b'), '.3f')} | {_num(c.get('a/c'), '.2f')} | "
             f"{max(loads):.1f} | {'yes' if size['agree'] else '**NO**'} |"
         )
+    out += spark_lines(results)
     lat = results.get("latency")
     if lat:
         out += [

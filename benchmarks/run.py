@@ -3,6 +3,11 @@
     python -m benchmarks.run                      # 0.5M, 2M, 5M rows, median of 3, latency
     python -m benchmarks.run --sizes 0.5M,2M --repeat 1
     python -m benchmarks.run --quick              # 100k rows, 1 run each: a smoke test
+    python -m benchmarks.run --sizes 1M --approaches salesflow --spark-sizes 1M --no-latency
+
+The Spark engine (``spark_local1``, ``spark_local2``: ``--engine spark`` on ``local[1]`` and
+``local[2]``) runs only at ``--spark-sizes`` (default: the largest size), beside the Polars
+engine (``salesflow``), so one run gives both and the 1 -> 2 core scaling.
 
 Every measurement runs in a fresh subprocess (``benchmarks.worker``); its peak RSS comes
 from ``wait4``. Approaches are interleaved within each repeat so a slow spell of the machine
@@ -26,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import agree, latency
-from benchmarks.approaches import APPROACHES
+from benchmarks.approaches import APPROACHES, SPARK
 from benchmarks.data import DATA_DIR, Inputs, inputs
 from benchmarks.report import render
 
@@ -86,6 +91,8 @@ def _summary(rows: int, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "process_s": statistics.median(r["process_seconds"] for r in runs),
         "load_before": [round(r["load_before"], 2) for r in runs],
     }
+    if "session_s" in runs[0]:
+        out["session_s"] = statistics.median(r["session_s"] for r in runs)
     for extra in ("phases", "lake_mb"):
         if extra in runs[0]:
             out[extra] = runs[len(runs) // 2][extra] if extra == "phases" else runs[0][extra]
@@ -166,7 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="0.5M,2M,5M", help="order_items rows, e.g. 0.5M,2M")
     parser.add_argument("--repeat", type=int, default=3, help="runs per approach (median)")
     parser.add_argument("--quick", action="store_true", help="100k rows, 1 run: a smoke test")
-    parser.add_argument("--approaches", default=",".join(APPROACHES), help="comma-separated subset")
+    parser.add_argument(
+        "--approaches",
+        default=",".join(a for a in APPROACHES if a not in SPARK),
+        help="comma-separated subset",
+    )
+    parser.add_argument(
+        "--spark-sizes",
+        default=None,
+        help="sizes at which the Spark engine runs too (default: the largest; 'none' skips it)",
+    )
     parser.add_argument("--no-latency", action="store_true", help="skip the latency test")
     parser.add_argument("--drops", type=int, default=5, help="latency: files dropped")
     parser.add_argument(
@@ -181,11 +197,22 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown approaches {sorted(unknown)}; use {', '.join(APPROACHES)}")
     DATA_DIR.mkdir(parents=True, exist_ok=True)
+    if args.spark_sizes == "none" or args.quick:
+        spark_sizes: set[int] = set()
+    elif args.spark_sizes:
+        spark_sizes = {parse_size(s) for s in args.spark_sizes.split(",")}
+    else:
+        spark_sizes = {max(sizes)}
     results: dict[str, Any] = {"machine": _machine(), "repeat": repeat, "sizes": []}
     with tempfile.TemporaryDirectory(prefix="bench-", dir=DATA_DIR) as tmp:
         scratch = Path(tmp)
-        for rows in sizes:
-            results["sizes"].append(bench_size(rows, approaches, repeat, scratch))
+        for rows in sorted(set(sizes) | spark_sizes):
+            here = [a for a in approaches if a not in SPARK]
+            if rows not in sizes:
+                here = ["salesflow"]  # the Polars engine beside Spark, nothing else
+            if rows in spark_sizes:
+                here += [a for a in SPARK if a not in here]
+            results["sizes"].append(bench_size(rows, here, repeat, scratch))
         if not args.no_latency:
             preload = parse_size(args.latency_preload) if args.latency_preload else min(sizes)
             print(

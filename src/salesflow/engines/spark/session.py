@@ -9,6 +9,7 @@ Nothing here downloads a jar: the lake is plain Parquet, which the pyspark wheel
 from __future__ import annotations
 
 import importlib
+import os
 import warnings
 from typing import TYPE_CHECKING
 
@@ -30,18 +31,28 @@ def import_pyspark() -> None:
         raise MissingDependencyError("spark", "pyspark") from exc
 
 
+def submitted() -> bool:
+    """Whether spark-submit launched this process (EMR Serverless and Glue run it too): its
+    JVM is then already up, with the master spark-submit was given."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
 def spark_session(settings: SparkSettings) -> SparkSession:
-    """The process's Spark session, created from ``settings`` if there is none yet."""
+    """The process's Spark session, created from ``settings`` if there is none yet. Under
+    spark-submit the master is spark-submit's, unless ``settings`` names one explicitly."""
     import_pyspark()
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
         active.conf.set("spark.sql.session.timeZone", "UTC")
+        active.conf.set("spark.sql.ansi.enabled", "true")
         return active
+    builder = SparkSession.builder
+    if not submitted() or "master" in settings.model_fields_set:
+        builder = builder.master(settings.master)
     builder = (
-        SparkSession.builder.master(settings.master)
-        .appName(settings.app_name)
+        builder.appName(settings.app_name)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.ansi.enabled", "true")
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
