@@ -48,6 +48,7 @@ def test_keys_come_from_arguments_and_files_once_each_in_batch_order(tmp_path: P
         (["--keys", "s3://another-bucket/inbox/a.csv"], "not in the configured bucket"),
         (["--keys", "inbox/../../etc/passwd"], "inbox/../../etc/passwd"),
         (["--keys-file", "/nonexistent/keys.txt"], "keys.txt"),
+        (["--keys", '["inbox/a.csv",'], "not a JSON array of keys"),
     ],
 )
 def test_wrong_arguments_exit_2_and_touch_nothing(
@@ -58,3 +59,10 @@ def test_wrong_arguments_exit_2_and_touch_nothing(
     err = capsys.readouterr().err
     assert says in err and err.count("\n") == 1
     assert not data_dir.exists()
+
+
+def test_keys_may_come_as_a_json_array() -> None:
+    args, _ = spark_job._parser().parse_known_args(
+        ["--keys", '["inbox/orders/a b.csv", "inbox/products/p.csv"]']
+    )
+    assert spark_job.keys_of(args, Settings()) == ["inbox/orders/a b.csv", "inbox/products/p.csv"]

@@ -41,7 +41,9 @@ from pathlib import Path
 from salesflow import layout
 from salesflow.config import Settings
 from salesflow.errors import SalesflowError, StoreBroken, StoreUnavailable, TransientError
+from salesflow.models import FileStatus
 from salesflow.pipeline.state import StepState
+from salesflow.ports import Backend
 
 log = logging.getLogger("salesflow.spark_job")
 
@@ -73,7 +75,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _split(texts: Sequence[str]) -> list[str]:
-    return [key for text in texts for key in text.replace(",", " ").split()]
+    """Keys from ``a,b c`` or from a JSON array (Step Functions' ``States.JsonToString``)."""
+    keys: list[str] = []
+    for text in texts:
+        if text.lstrip().startswith("["):
+            try:
+                items = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise SalesflowError(
+                    f"--keys {text[:80]!r}: not a JSON array of keys ({exc.msg})",
+                    hint='pass ["inbox/a.csv", ...] or a,b,c',
+                ) from None
+            keys += [str(item) for item in items]
+        else:
+            keys += text.replace(",", " ").split()
+    return keys
 
 
 def keys_of(args: argparse.Namespace, settings: Settings) -> list[str]:
@@ -124,7 +140,8 @@ def run(settings: Settings, keys: Sequence[str]) -> tuple[list[StepState], list[
     try:
         for key in batch_order(keys, settings):
             try:
-                states.append(process_file(backend, settings, key))
+                done = _finished(backend, key)
+                states.append(done or process_file(backend, settings, key))
             except (StoreUnavailable, StoreBroken):
                 raise
             except TransientError as exc:
@@ -136,15 +153,18 @@ def run(settings: Settings, keys: Sequence[str]) -> tuple[list[StepState], list[
     return states, retry, master
 
 
+def _finished(backend: Backend, key: str) -> StepState | None:
+    """The final state of a key this job (or another run) already took out of the inbox, so
+    a job run again after a crash or a retry reports it instead of failing it as missing."""
+    if backend.store.exists(key):
+        return None
+    rows = backend.tables.list_files(key=key, limit=1)
+    if rows and rows[-1].status != FileStatus.IN_PROGRESS:
+        return StepState.of(rows[-1])
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    # stdout carries only the JSON lines; logs go to stderr (force: pyspark may have set a
-    # root handler on stdout).
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
     # Glue adds its own --JOB_ID, --JOB_RUN_ID, --TempDir ...: ignored, not an error.
     args, unknown = _parser().parse_known_args(argv)
     if unknown:
@@ -179,7 +199,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def console() -> None:
-    """The ``salesflow-spark-job`` script."""
+    """The ``salesflow-spark-job`` script (and ``python -m``, spark-submit): stdout carries
+    only the JSON lines, logs go to stderr (force: pyspark may have set a root handler)."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
     sys.exit(main())
 
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -23,8 +24,9 @@ from polars.testing import assert_frame_equal
 import salesflow.entrypoints.spark_job as spark_job
 from salesflow.adapters import build_backend
 from salesflow.config import Settings
+from salesflow.engines.spark import SparkEngine
 from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS
-from salesflow.models import FileStatus
+from salesflow.models import FileRecord, FileStatus
 from salesflow.pipeline.inbox import ingest
 from salesflow.samples.generate import generate
 from tests.fixtures.parity import NOW
@@ -54,7 +56,17 @@ def _summary(data_dir: Path) -> dict[str, object]:
     return {"files": files, "letters": letters, "kpis": kpis, "inbox": left}
 
 
-def test_spark_submit_runs_a_batch_as_ingest_does(tmp_path: Path) -> None:
+@dataclass
+class Submitted:
+    data_dir: Path
+    keys: list[str]
+    paths: list[Path]
+    done: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def submitted(tmp_path_factory: pytest.TempPathFactory) -> Submitted:
+    tmp_path = tmp_path_factory.mktemp("spark-job")
     paths = generate("order_items", 600, tmp_path / "gen", invalid_rate=0.01, seed=3, now=NOW).files
     by_name = {p.stem: p for p in paths}
     bucket = tmp_path / "job" / "bucket"
@@ -95,7 +107,12 @@ def test_spark_submit_runs_a_batch_as_ingest_does(tmp_path: Path) -> None:
         timeout=900,
         check=False,
     )
-    assert done.returncode == spark_job.EXIT_FAILED, done.stderr[-3000:]
+    return Submitted(tmp_path / "job", [*keys, "inbox/orders_json/broken.json"], paths, done)
+
+
+def test_spark_submit_runs_a_batch_as_ingest_does(submitted: Submitted, tmp_path: Path) -> None:
+    done, paths = submitted.done, submitted.paths
+    assert done.returncode == spark_job.EXIT_FAILED, done.stdout[-3000:]
     # spark-submit merges the driver's stderr into its stdout: the JSON lines are the ones
     # that start with "{", the log lines say what they are.
     out = done.stdout.splitlines()
@@ -113,7 +130,7 @@ def test_spark_submit_runs_a_batch_as_ingest_does(tmp_path: Path) -> None:
         ingest(backend, settings, paths)
     finally:
         backend.close()
-    want, got = _summary(reference), _summary(tmp_path / "job")
+    want, got = _summary(reference), _summary(submitted.data_dir)
     got_files = dict(got["files"])  # type: ignore[call-overload]
     assert got_files.pop("inbox/orders_json/broken.json")[0] == FileStatus.FAILED
     assert got_files == want["files"]
@@ -123,3 +140,27 @@ def test_spark_submit_runs_a_batch_as_ingest_does(tmp_path: Path) -> None:
         frame = want["kpis"][name]  # type: ignore[index]
         assert isinstance(frame, pl.DataFrame) and frame.height > 0
         assert_frame_equal(got["kpis"][name], frame, rel_tol=1e-9, abs_tol=1e-9)  # type: ignore[index]
+
+
+def test_a_job_run_again_reports_what_is_done_and_changes_nothing(
+    submitted: Submitted, spark_engine: SparkEngine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = _summary(submitted.data_dir)
+    keys = json.dumps(submitted.keys)  # as Step Functions' States.JsonToString passes them
+    code = spark_job.main(["--data-dir", str(submitted.data_dir), "--keys", keys])
+    assert code == spark_job.EXIT_FAILED  # the broken file is still the one FAILED
+    *states, summary = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert summary["summary"]["by_status"] == {"SUCCESS": 3, "FAILED": 1}
+    assert {s["key"]: s["seq"] for s in states} == {
+        r.key: r.seq for r in _records(submitted.data_dir)
+    }
+    after = _summary(submitted.data_dir)
+    assert after["files"] == before["files"] and after["letters"] == before["letters"]
+
+
+def _records(data_dir: Path) -> list[FileRecord]:
+    backend = build_backend(Settings(data_dir=data_dir))
+    try:
+        return backend.tables.list_files()
+    finally:
+        backend.close()
