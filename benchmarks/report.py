@@ -52,7 +52,8 @@ def spark_lines(results: dict[str, Any]) -> list[str]:
         if one is None or two is None:
             continue
         line = (
-            f"- {size['rows']:,} rows: Spark local[1] {one['wall_s']:.1f} s, local[2] "
+            f"- {size['rows']:,} rows ({one['runs']} run(s) each): Spark local[1] "
+            f"{one['wall_s']:.1f} s, local[2] "
             f"{two['wall_s']:.1f} s (1 -> 2 cores: {one['wall_s'] / two['wall_s']:.2f}x faster)"
         )
         if polars is not None:

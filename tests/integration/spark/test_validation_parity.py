@@ -81,6 +81,7 @@ CASES = [
     "sale_events",
     "online_retail",
     "products",
+    "products_faults",
     "orders",
     "order_items",
     "online_retail_sample",
