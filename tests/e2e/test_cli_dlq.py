@@ -215,9 +215,11 @@ def _peak_rss_mb(cli: Cli, *args: str) -> tuple[float, str]:
 
 def test_status_with_300k_letters_aggregates_in_the_store(tmp_path: Path) -> None:
     empty = Cli(tmp_path / "empty")
+    (tmp_path / "empty" / "bucket").mkdir(parents=True)
     empty.run("status")
     baseline, _ = _peak_rss_mb(empty, "status", "--json")
     cli = Cli(tmp_path / "data")
+    (tmp_path / "data" / "bucket").mkdir(parents=True)
     cli.run("status")
     _fill(cli.data_dir, LETTERS)
     peak, stdout = _peak_rss_mb(cli, "status", "--json")
