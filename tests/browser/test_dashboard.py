@@ -4,6 +4,7 @@ the filters narrow them, and the pages refresh by themselves while ``salesflow r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from salesflow.samples.generate import generate
 from tests.browser.conftest import dashboard
-from tests.fixtures.cli import Cli, drop_file
+from tests.fixtures.cli import Cli, drop_file, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.subprocess]
 
@@ -123,7 +124,10 @@ def test_pages_refresh_by_themselves_while_salesflow_run_processes_files(
 ) -> None:
     cli = Cli(tmp_path / "data")
     inbox = cli.data_dir / "bucket" / "inbox"
-    with cli.service("--poll", "0.2") as service, dashboard(cli) as ui:
+    with contextlib.ExitStack() as stack, cli.service("--poll", "0.2") as service:
+        # The dashboard refuses a folder that holds no salesflow data: wait for run to make it.
+        wait_for((cli.data_dir / "salesflow.db").exists, timeout=60, what="the data dir")
+        ui = stack.enter_context(dashboard(cli))
         page.goto(ui.at("/files"))
         expect(page.locator("#lineage")).to_contain_text("no files yet")
         page.evaluate("window.__stayed = true")  # gone if the page were reloaded

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from salesflow.models import LetterStatus
 from tests.fixtures.cli import Cli, backend_of
 
 pytestmark = pytest.mark.subprocess
@@ -73,3 +74,16 @@ def test_a_commit_whose_publish_did_not_finish_is_found(healthy: Cli) -> None:
     with _db(healthy) as conn:
         conn.execute("UPDATE lineage SET settled = 0")
     assert any(v.startswith("settled:") for v in _violations(healthy))
+
+
+def test_a_letter_closed_without_a_reason_is_found(healthy: Cli) -> None:
+    with backend_of(healthy.data_dir) as backend:
+        [letter] = backend.letters.find()
+    healthy.run("dlq", "discard", letter.id, "--reason", "test data")
+    assert healthy.run("audit", "--json").json()["ok"] is True  # closed, and says why
+    with backend_of(healthy.data_dir) as backend:
+        [letter] = backend.letters.get([letter.id])
+        assert letter.status == LetterStatus.DISCARDED
+        letter.history = []  # what the lost-redrive bug left: a closed letter, no event
+        backend.letters.put([letter])
+    assert any(v.startswith("letter_reason:") for v in _violations(healthy))

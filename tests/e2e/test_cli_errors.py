@@ -152,7 +152,6 @@ def test_validate_exits_1_for_a_missing_file_a_folder_and_with_strict_a_rejectio
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (("ingest", "{tmp}"), ("folder", "/*.csv")),
         (("dlq", "redrive", "--from", "nope.csv"), ("nope.csv", "does not exist", "dlq export")),
         (("status", "--backend", "gcp"), ("backend", "'gcp'", "local", "aws")),
         (("ingest", "--dataset", "nosuch", "{tmp}/x.csv"), ("unknown dataset", "online_retail")),

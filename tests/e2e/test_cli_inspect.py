@@ -78,6 +78,7 @@ def test_query_reads_every_state_table(tmp_path: Path) -> None:
 
 
 def test_a_bad_query_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "data" / "bucket").mkdir(parents=True)  # a data dir, with nothing in it yet
     result = Cli(tmp_path / "data").run("query", "SELECT * FROM nope", code=2)
     assert "query failed" in result.stderr and "nope" in result.stderr
     assert "order_items" in result.stderr  # the hint names what can be queried
@@ -90,7 +91,7 @@ def test_files_shows_the_lineage_of_each_version(tmp_path: Path) -> None:
     [state] = cli.json("ingest", "--dataset", "orders_json", tmp_path / "o.csv")
     garbage = tmp_path / "bad.json"
     garbage.write_text("{not json")
-    cli.json("ingest", "--dataset", "orders_json", garbage)
+    cli.json("ingest", "--dataset", "orders_json", garbage, code=1)
 
     every = cli.json("files")
     assert [f["status"] for f in every["files"]] == ["SUCCESS", "FAILED"]
@@ -193,7 +194,7 @@ def test_replay_sends_a_failed_file_through_again(tmp_path: Path) -> None:
     cli = Cli(tmp_path / "data")
     bad = tmp_path / "broken.json"
     bad.write_text('{"orders": [')
-    [failed] = cli.json("ingest", "--dataset", "orders_json", bad)
+    [failed] = cli.json("ingest", "--dataset", "orders_json", bad, code=1)
     assert failed["status"] == "FAILED"
     archive = failed["archive_key"]
 

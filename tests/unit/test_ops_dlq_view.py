@@ -69,13 +69,10 @@ class KeyedLetters:
         return [x for x in self.items if x.id in ids]
 
 
-@pytest.fixture(params=["queue", "keyed"])
-def backend(request: pytest.FixtureRequest) -> Any:
+@pytest.fixture
+def backend() -> Any:
     be = memory_backend()
-    if request.param == "queue":
-        be.dlq.send(letters())
-    else:
-        be.dlq = KeyedLetters(letters())  # type: ignore[assignment]
+    be.letters = KeyedLetters(letters())  # type: ignore[assignment]
     for dataset, rejected in (("orders", 3), ("sale_events", 3)):
         be.tables.claim(
             FileRecord(

@@ -133,7 +133,20 @@ def _sha256(path: Path) -> str:
 def _check_letters(backend: Backend, report: AuditReport, files: list[FileRecord]) -> None:
     """One letter per rejected record of each uploaded version; closed letters say why."""
     # One pass over the store, a page at a time: the queue may hold millions of letters.
-    per_seq: Counter[int] = Counter(x.seq for x in stream(backend.letters, Filters(status=None)))
+    per_seq: Counter[int] = Counter()
+    unexplained: list[str] = []
+    for letter in stream(backend.letters, Filters(status=None)):
+        per_seq[letter.seq] += 1
+        if letter.status != LetterStatus.NEW and not any(
+            e.event == letter.status.value.lower() for e in letter.history
+        ):
+            unexplained.append(letter.id)
+    report.check(
+        "letter_reason",
+        not unexplained,
+        f"{len(unexplained)} closed letters with no event saying why, e.g. "
+        f"{', '.join(unexplained[:5])}",
+    )
     for record in files:
         if record.status != FileStatus.SUCCESS or record.origin is not None:
             continue
