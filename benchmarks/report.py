@@ -54,7 +54,7 @@ def spark_lines(results: dict[str, Any]) -> list[str]:
         line = (
             f"- {size['rows']:,} rows ({one['runs']} run(s) each): Spark local[1] "
             f"{one['wall_s']:.1f} s, local[2] "
-            f"{two['wall_s']:.1f} s (1 -> 2 cores: {one['wall_s'] / two['wall_s']:.2f}x faster)"
+            f"{two['wall_s']:.1f} s (1 -> 2 cores: speed-up {one['wall_s'] / two['wall_s']:.2f}x)"
         )
         if polars is not None:
             line += (
