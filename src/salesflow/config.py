@@ -28,6 +28,9 @@ class BatchingSettings(BaseModel):
     min_files: int = Field(10, ge=1, description="run at once when this many files wait")
     min_trio: int = Field(3, ge=1, description="files needed, one of each type, for the timer")
     quiet_seconds: float = Field(1200.0, ge=0, description="run after this long with no new file")
+    max_files: int = Field(
+        1000, ge=1, description="files per batch at most (AWS: one execution); the rest wait"
+    )
 
 
 SinkName = Literal["log", "jsonl", "smtp", "webhook", "sns"]

@@ -1,19 +1,17 @@
-"""AWS Lambda handlers: thin adapters from events to the pipeline's steps.
+"""The light AWS Lambda handlers: events in, Step Functions executions out, files settled.
 
-``detector`` turns S3 events (a bucket notification, or EventBridge's "Object Created") and the
-batching timer into Step Functions executions; ``validate_load``, ``aggregate``, ``archive`` and
-``mark_failed`` are the tasks of ``infra/statemachine.asl.json``; ``generator`` is seed 003's
-live feed. Each handler parses its event, calls ``salesflow.pipeline``, logs structured JSON
-(Powertools Logger) and emits CloudWatch metrics in embedded metric format, and returns a
-small JSON-safe dict: a ``StepState`` for the tasks, so the state machine carries no records.
+``detector`` turns S3 events (a bucket notification, or EventBridge's "Object Created"), the
+batching timer and the inbox sweep into Step Functions executions; ``archive`` and
+``mark_failed`` are the state machine's light tasks (``infra/statemachine.asl.json``); the
+heavy ones (validate-and-load, KPIs) run as ECS tasks from the container image
+(``tasks.py``). ``generator`` is seed 003's live feed.
 
-Errors: Step Functions' Retry and Catch match on the ``errorType`` that the Lambda runtime
-takes from the exception's class name. Tasks therefore raise exactly ``TransientError``
-(retried with backoff) or ``TerminalError`` (not retried; Catch sends the file to failed/);
-any other exception keeps its own name and is retried as ``States.TaskFailed``.
+These functions ship in a small zip with no Polars and no numpy
+(``salesflow.adapters.aws.package``): nothing they call may import either, which
+``tests/unit/test_light_handlers.py`` checks with both blocked.
 
-The backend is built once per container, on first use, from ``Settings()`` (so from the
-function's environment: ``SALESFLOW_BACKEND=aws``, ``SALESFLOW_AWS__BUCKET`` ...).
+Each handler parses its event, calls ``salesflow.pipeline``, logs structured JSON, emits
+CloudWatch metrics in embedded metric format, and returns a small JSON-safe dict.
 """
 
 from __future__ import annotations
@@ -22,153 +20,51 @@ import functools
 import hashlib
 import json
 import random
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from itertools import groupby
-from typing import Any, NoReturn, cast
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-import polars as pl
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
-    AmazonCloudWatchEMFProvider,
-)
 from botocore.exceptions import BotoCoreError, ClientError
 
 from salesflow import layout
 from salesflow.adapters.aws.errors import error_code, translate
 from salesflow.adapters.aws.s3 import decode_event_key
-from salesflow.config import Settings
-from salesflow.errors import InvalidKeyError, SalesflowError, TerminalError, TransientError
-from salesflow.logs import MaskEmails, mask_email
-from salesflow.models import Alert, FileStatus, PendingFile, utcnow
+from salesflow.entrypoints import runs
+from salesflow.entrypoints.runtime import Metrics, Runtime, log, reraise_as, runtime
+from salesflow.errors import InvalidKeyError, TerminalError, TransientError
+from salesflow.logs import mask_email
+from salesflow.models import FileStatus, PendingFile, utcnow
 from salesflow.pipeline.batching import decide_batch
-from salesflow.pipeline.delivery import deliver_alerts
 from salesflow.pipeline.state import StepState
-from salesflow.pipeline.steps import aggregate as aggregate_step
-from salesflow.pipeline.steps import fail_file, finish_file, load_file, start_file
-from salesflow.ports import Backend, Tables
 from salesflow.samples.live import sale_event
-
-NAMESPACE = "salesflow"
-SERVICE = "salesflow"
-TERMINAL = (TerminalError, pl.exceptions.PolarsError, ValueError)
 
 Event = dict[str, Any]
 Result = dict[str, Any]
 Handler = Callable[[Event, Any], Result]
 
-
-_lock = threading.RLock()
-
-
-class _Stdout:
-    """``sys.stdout`` looked up at each write, so logs follow whatever stdout is now."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
+SWEEP_AFTER = timedelta(hours=1)
+"""An inbox object this old with no execution is one whose S3 event was lost: start it."""
+STUCK_AFTER = timedelta(hours=1)
+"""An inbox object this old counts as stuck (metric ``FilesStuck``, alarmed)."""
 
 
-_logger: Logger | None = None
-
-
-def log() -> Logger:
-    """The Powertools logger, made on first use (so importing this module configures nothing).
-
-    Records of salesflow's own modules (children of the ``salesflow`` logger) get its JSON
-    format too, with emails masked; Powertools keeps the Lambda runtime's root handler from
-    printing them a second time.
-    """
-    global _logger
-    with _lock:
-        if _logger is None:
-            _logger = Logger(service=SERVICE, stream=cast(Any, _Stdout()))
-            _logger.registered_handler.addFilter(MaskEmails())
-        return _logger
-
-
-@dataclass
-class Runtime:
-    """What a warm container keeps between invocations."""
-
-    settings: Settings
-    backend: Backend
-    _stepfunctions: Any = field(default=None, repr=False)
-
-    def stepfunctions(self) -> Any:
-        """A Step Functions client (honours ``AWS_ENDPOINT_URL`` like every other client)."""
-        if self._stepfunctions is None:
-            from salesflow.adapters.aws import client
-
-            self._stepfunctions = client(self.settings, "stepfunctions")
-        return self._stepfunctions
-
-
-_runtimes: dict[str, Runtime] = {}
-
-
-def runtime() -> Runtime:
-    """The container's runtime, built on first use. Keyed by the settings: a Lambda container
-    has one configuration, so one entry; the tests run several functions in one process."""
-    settings = Settings()
-    fingerprint = settings.model_dump_json()
-    with _lock:
-        if fingerprint not in _runtimes:
-            from salesflow.adapters import build_backend
-
-            _runtimes[fingerprint] = Runtime(settings, build_backend(settings))
-        return _runtimes[fingerprint]
-
-
-class _Metrics:
-    """One invocation's metrics, flushed as one EMF document (never shared across calls)."""
-
-    def __init__(self, function: str) -> None:
-        self._emf = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
-        self._emf.add_dimension(name="function", value=function)
-
-    def count(self, name: str, value: float) -> None:
-        self._emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
-
-    def flush(self, started: float) -> None:
-        latency = (time.perf_counter() - started) * 1000
-        self._emf.add_metric(name="LatencyMs", unit=MetricUnit.Milliseconds, value=latency)
-        self._emf.flush_metrics()
-
-
-def _reraise_as(kind: type[SalesflowError], exc: Exception) -> NoReturn:
-    """Raise ``exc`` under the class name Step Functions matches on, keeping it as the cause."""
-    if type(exc) is kind:
-        raise exc
-    if isinstance(exc, SalesflowError):
-        raise kind(exc.message, hint=exc.hint) from exc
-    raise kind(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _task(function: Callable[[Runtime, Event, _Metrics], Result]) -> Handler:
+def _task(function: Callable[[Runtime, Event, Metrics], Result]) -> Handler:
     """A Lambda handler around ``function``: logging context, metrics, error names."""
     name = function.__name__.lstrip("_")
 
     def run(event: Event, context: Any) -> Result:
-        started = time.perf_counter()
-        metrics = _Metrics(name)
+        metrics = Metrics(name)
         try:
-            return function(runtime(), event, metrics)
+            return function(runtime(getattr(context, "function_name", name)), event, metrics)
         except TransientError as exc:
             log().warning("transient failure, retried", extra={"error": mask_email(str(exc))})
-            _reraise_as(TransientError, exc)
-        except TERMINAL as exc:
+            reraise_as(TransientError, exc)
+        except (TerminalError, ValueError) as exc:
             log().error("terminal failure", extra={"error": mask_email(str(exc))})
-            _reraise_as(TerminalError, exc)
+            reraise_as(TerminalError, exc)
         finally:
-            metrics.flush(started)
+            metrics.flush()
 
     @functools.wraps(function)
     def handler(event: Event, context: Any) -> Result:
@@ -194,18 +90,20 @@ class Arrival:
 def arrivals(event: Event) -> list[Arrival]:
     """The objects announced by an S3 notification or an EventBridge "Object Created" event.
 
-    Both send the key URL-encoded. A timer or unknown event announces nothing.
+    Both send the key URL-encoded. The upload's token is its version id (the bucket is
+    versioned), else the event's sequencer, else the ETag. A timer or unknown event announces
+    nothing.
     """
     found: list[Arrival] = []
     for record in event.get("Records", []):
         obj = record.get("s3", {}).get("object", {})
         if "key" in obj:
-            token = str(obj.get("sequencer") or obj.get("eTag") or "")
+            token = str(obj.get("versionId") or obj.get("sequencer") or obj.get("eTag") or "")
             found.append(Arrival(decode_event_key(obj["key"]), token, _when(record, "eventTime")))
     if event.get("detail-type") == "Object Created":
         obj = event.get("detail", {}).get("object", {})
         if "key" in obj:
-            token = str(obj.get("sequencer") or obj.get("etag") or "")
+            token = str(obj.get("version-id") or obj.get("sequencer") or obj.get("etag") or "")
             found.append(Arrival(decode_event_key(obj["key"]), token, _when(event, "time")))
     return found
 
@@ -245,16 +143,72 @@ def start_execution(rt: Runtime, name: str, payload: Event) -> str:
     return name
 
 
-def stages(batch: Sequence[PendingFile]) -> list[Event]:
-    """A batch in dependency order as consecutive stages of one dataset each."""
-    return [
-        {"files": [{"key": f.key, "dataset": f.dataset} for f in group]}
-        for _, group in groupby(batch, key=lambda f: f.dataset)
-    ]
+def start_files(rt: Runtime, prefix: str, token: str, files: list[tuple[str, str]]) -> str:
+    """Plan and start one execution for ``files`` (``(key, dataset)``, in dependency order)."""
+    name = execution_name(prefix, [token, *(key for key, _ in files)])
+    return start_execution(rt, name, runs.plan(rt.backend.store, name, files))
 
 
-def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+def _running(rt: Runtime) -> bool:
+    """Whether any execution of the state machine is running now (one cheap List call)."""
+    try:
+        found = rt.stepfunctions().list_executions(
+            stateMachineArn=rt.settings.aws.state_machine_arn,
+            statusFilter="RUNNING",
+            maxResults=1,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, "states list-executions") from exc
+    return bool(found.get("executions"))
+
+
+def _sweep(rt: Runtime, metrics: Metrics) -> Result:
+    """Start what a lost S3 event left in the inbox; count the files that look stuck.
+
+    An object older than ``SWEEP_AFTER`` with no lineage in progress and no pending row is
+    started under the name its version gives, so sweeping twice starts it once. A file of a
+    batched dataset goes back to pending instead, and only while no execution runs (it could
+    be waiting in a running batch). Objects older than ``STUCK_AFTER`` are counted in
+    ``FilesStuck``: a file stays in the inbox only while it waits or is processed.
+    """
     backend, settings = rt.backend, rt.settings
+    now = utcnow()
+    pending = {p.key for p in backend.tables.list_pending()}
+    batched = set(settings.batching.datasets)
+    started: list[str] = []
+    requeued: list[str] = []
+    stuck = 0
+    idle: bool | None = None
+    for info in backend.store.list(layout.INBOX):
+        key = info.key
+        if key.endswith("/") or layout.is_temporary(key):
+            continue
+        age = now - info.modified
+        stuck += age >= STUCK_AFTER
+        if age < SWEEP_AFTER or key in pending:
+            continue
+        record = backend.tables.get_file(key)
+        if record is not None and record.status == FileStatus.IN_PROGRESS:
+            continue
+        dataset = layout.inbox_dataset(key) or ""
+        if dataset in batched:
+            idle = (not _running(rt)) if idle is None else idle
+            if idle:
+                backend.tables.add_pending(PendingFile(key, dataset, info.modified))
+                requeued.append(key)
+            continue
+        token = info.version or f"{info.modified.isoformat()}-{info.size}"
+        started.append(start_files(rt, "sweep", token, [(key, dataset)]))
+    metrics.count("FilesStuck", stuck)
+    metrics.count("ExecutionsStarted", len(started))
+    log().info("swept", extra={"started": started, "requeued": requeued, "stuck": stuck})
+    return {"started": started, "requeued": requeued, "stuck": stuck}
+
+
+def _detector(rt: Runtime, event: Event, metrics: Metrics) -> Result:
+    backend, settings = rt.backend, rt.settings
+    if event.get("sweep"):
+        return _sweep(rt, metrics)
     batched = set(settings.batching.datasets)
     started: list[str] = []
     waiting: list[str] = []
@@ -271,135 +225,112 @@ def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
         if not backend.store.exists(key):
             log().info("ignored: no longer in the inbox", extra={"key": key})
             continue
-        dataset = layout.inbox_dataset(key)
+        dataset = layout.inbox_dataset(key) or ""
         if dataset in batched:
             backend.tables.add_pending(PendingFile(key, dataset, arrival.at))
             waiting.append(key)
             continue
-        name = execution_name("file", [key, arrival.token])
-        started.append(start_execution(rt, name, {"files": [{"key": key, "dataset": dataset}]}))
-    batch = decide_batch(backend.tables, settings.batching, utcnow())
+        started.append(start_files(rt, "file", arrival.token, [(key, dataset)]))
+    batch = (decide_batch(backend.tables, settings.batching, utcnow()) or [])[
+        : settings.batching.max_files
+    ]
     if batch:
-        name = execution_name("batch", sorted(f.key for f in batch))
-        started.append(start_execution(rt, name, {"stages": stages(batch)}))
+        started.append(start_files(rt, "batch", "", [(f.key, f.dataset) for f in batch]))
+        # Only now that the execution exists: a failed start leaves the batch pending.
         backend.tables.remove_pending([f.key for f in batch])
     metrics.count("ExecutionsStarted", len(started))
     log().info("detected", extra={"started": started, "pending": waiting})
-    return {"started": started, "pending": waiting, "batch": [f.key for f in batch or []]}
+    return {"started": started, "pending": waiting, "batch": [f.key for f in batch]}
 
 
 detector = _task(_detector)
 
 
-# ------------------------------------------------------------------------------------- tasks
+# ------------------------------------------------------------------------- light tasks
 
 
-class _AlertsOf:
-    """The tables as one file's alert delivery sees them: only the alerts that file raised,
-    so files loading at the same time never send each other's alerts twice."""
+def _archive(rt: Runtime, event: Event, metrics: Metrics) -> Result:
+    """Settle every loaded file of a stage: lineage SUCCESS, then processed/year=/month=/."""
+    from salesflow.pipeline.steps import finish_file
 
-    def __init__(self, tables: Tables, source_file: str) -> None:
-        self._tables = tables
-        self._source = source_file
-
-    def list_alerts(self, status: str | None = None) -> list[Alert]:
-        return [a for a in self._tables.list_alerts(status) if a.source_file == self._source]
-
-    def update_alert(self, alert: Alert) -> None:
-        self._tables.update_alert(alert)
-
-
-def _deliver_alerts_of(rt: Runtime, key: str) -> None:
-    view = replace(rt.backend, tables=cast(Tables, _AlertsOf(rt.backend.tables, key)))
-    result = deliver_alerts(view, max_attempts=rt.settings.alerts.max_attempts)
-    log().info("alerts", extra={"key": key, "sent": result.sent, "retrying": result.retrying})
-
-
-def _validate_load(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    key = str(event["key"])
-    state = start_file(rt.backend, rt.settings, key, dataset=event.get("dataset"))
-    if state.done:
-        metrics.count("FilesProcessed", 1)
-        log().info("file already done", extra={"key": key, "status": state.status})
-        return state.to_dict()
-    state = load_file(rt.backend, rt.settings, state)
-    _deliver_alerts_of(rt, key)
-    metrics.count("RowsIn", state.rows_in)
-    metrics.count("RowsValid", state.valid)
-    metrics.count("RowsRejected", state.rejected)
-    log().info(
-        "file loaded",
-        extra={
-            "key": key,
-            "dataset": state.dataset,
-            "rows_in": state.rows_in,
-            "valid": state.valid,
-            "rejected": state.rejected,
-        },
-    )
-    return state.to_dict()
-
-
-validate_load = _task(_validate_load)
-
-
-def _aggregate(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    """One refresh per dataset of the stage, over the union of the days its files touched."""
-    states = [StepState.from_dict(s) for s in event["states"]]
-    loaded = [s for s in states if s.status == FileStatus.IN_PROGRESS]
-    for dataset, group in groupby(sorted(loaded, key=lambda s: s.dataset), key=lambda s: s.dataset):
-        files = list(group)
-        days = sorted({d for s in files for d in s.days})
-        aggregate_step(rt.backend, rt.settings, replace(files[0], days=days))
-        log().info("aggregated", extra={"dataset": dataset, "files": len(files), "days": len(days)})
-    return {"states": [s.to_dict() for s in states]}
-
-
-aggregate = _task(_aggregate)
-
-
-def _archive(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    state = finish_file(rt.backend, rt.settings, StepState.from_dict(event))
-    metrics.count("FilesProcessed", 1)
-    log().info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
-    return state.to_dict()
+    store = rt.backend.store
+    archived = 0
+    for key, state in runs.read_states(store, str(event["results"])).items():
+        if state.status != FileStatus.IN_PROGRESS:
+            continue
+        state = finish_file(rt.backend, rt.settings, state)
+        runs.write_state(store, key, state)
+        archived += 1
+        log().info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
+    metrics.count("FilesProcessed", archived)
+    return {"archived": archived}
 
 
 archive = _task(_archive)
 
 
 def failure_message(error: Any) -> str:
-    """A one-line cause from a Step Functions Catch result (``{"Error", "Cause"}``)."""
+    """A one-line cause from a Step Functions Catch result (``{"Error", "Cause"}``): the
+    Lambda's error message, or the stopped ECS task's reason and exit code."""
     if not isinstance(error, dict):
         return str(error)
+    name = error.get("Error", "Error")
     cause = str(error.get("Cause", ""))
     try:
-        cause = str(json.loads(cause).get("errorMessage", cause))
-    except (ValueError, AttributeError):
-        pass
-    return f"{error.get('Error', 'Error')}: {cause}"
+        parsed = json.loads(cause)
+    except ValueError:
+        return f"{name}: {cause}"
+    if not isinstance(parsed, dict):
+        return f"{name}: {cause}"
+    if "errorMessage" in parsed:
+        return f"{name}: {parsed['errorMessage']}"
+    if "StoppedReason" in parsed or "Containers" in parsed:
+        codes = [c.get("ExitCode") for c in parsed.get("Containers", []) if "ExitCode" in c]
+        reason = parsed.get("StoppedReason", "stopped")
+        return (
+            f"{name}: the container task stopped ({reason}), exit code {codes[0] if codes else '?'}"
+        )
+    return f"{name}: {cause}"
 
 
-def _fail_one(rt: Runtime, file: Event, message: str, metrics: _Metrics) -> Result:
-    if file.get("status", FileStatus.IN_PROGRESS) != FileStatus.IN_PROGRESS:
-        return file  # already final (DUPLICATE, FAILED): nothing to undo
-    state = fail_file(rt.backend, rt.settings, str(file["key"]), message, sha256=file.get("sha256"))
-    metrics.count("FilesFailed", 1)
-    log().error("file failed", extra={"key": state.key, "error": mask_email(message)})
-    return state.to_dict()
+def _fail(rt: Runtime, state: StepState | None, file: Event, message: str) -> StepState:
+    from salesflow.pipeline.steps import fail_file
+
+    failed = fail_file(
+        rt.backend,
+        rt.settings,
+        str(file["key"]),
+        message,
+        sha256=state.sha256 if state else None,
+        undo=False,
+    )
+    log().error("file failed", extra={"key": failed.key, "error": mask_email(message)})
+    return failed
 
 
-def _mark_failed(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    """Archive to failed/ with lineage FAILED, undoing what the file stored.
+def _mark_failed(rt: Runtime, event: Event, metrics: Metrics) -> Result:
+    """Archive to failed/ with lineage FAILED what a container task could not finish.
 
-    ``event`` is one file (its key, or its whole state) with the Catch result in ``error``,
-    or ``{"states": [...], "error": ...}`` for every file of a stage; files already final
-    are returned as they are.
+    ``event`` is one file (``{"key", "result", "error"}``, after its validate-and-load task
+    failed for good) or a stage (``{"results", "error"}``, after its KPI task failed). Files
+    already final are left as they are; the results are rewritten, so the stage's later
+    steps skip the failed files.
     """
     message = failure_message(event.get("error"))
-    if "states" in event:
-        return {"states": [_fail_one(rt, dict(f), message, metrics) for f in event["states"]]}
-    return _fail_one(rt, dict(event), message, metrics)
+    store = rt.backend.store
+    failed = 0
+    if "results" in event:
+        for key, state in runs.read_states(store, str(event["results"])).items():
+            if state.status == FileStatus.IN_PROGRESS:
+                runs.write_state(store, key, _fail(rt, state, {"key": state.key}, message))
+                failed += 1
+    else:
+        known = runs.read_state(store, str(event["result"]))
+        if known is None or known.status == FileStatus.IN_PROGRESS:
+            runs.write_state(store, str(event["result"]), _fail(rt, known, event, message))
+            failed += 1
+    metrics.count("FilesFailed", failed)
+    return {"failed": failed}
 
 
 mark_failed = _task(_mark_failed)
@@ -408,7 +339,7 @@ mark_failed = _task(_mark_failed)
 # ----------------------------------------------------------------------------------- live feed
 
 
-def _generator(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+def _generator(rt: Runtime, event: Event, metrics: Metrics) -> Result:
     """Seed 003's live feed: one mock sale written to ``inbox/sale_events/``. Its S3 event
     runs it through the pipeline like any file, so a high-value sale alerts on SNS then."""
     now = utcnow()

@@ -25,19 +25,22 @@ import signal
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from salesflow import layout
 from salesflow.config import Settings
-from salesflow.datasets import detect_dataset, get_spec
 from salesflow.errors import FileLevelError, SalesflowError, TransientError, UnknownDatasetError
-from salesflow.kpis import refresh_aggregates
 from salesflow.models import FileRecord, FileStatus, utcnow
-from salesflow.pipeline.routing import dead_letters, high_value_alerts
 from salesflow.pipeline.state import StepState, inbox_key_of, lineage_key
 from salesflow.ports import Backend
-from salesflow.validation import FileReport, Reference, validate_path
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from salesflow.validation import Reference
+
+# Polars, the datasets and validation are imported by the steps that use them: the archive and
+# mark-failed steps run in light AWS Lambda functions whose package holds no Polars or numpy.
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,8 @@ def _hash(path: Path) -> tuple[str, int, bytes]:
 
 def resolve_dataset(key: str, head: bytes, explicit: str | None) -> str:
     """``explicit`` > the ``inbox/<dataset>/`` prefix > the header or JSON shape."""
+    from salesflow.datasets import detect_dataset, get_spec
+
     if explicit:
         return get_spec(explicit).name
     prefixed = layout.inbox_dataset(key)
@@ -181,6 +186,8 @@ def _complete_archive(backend: Backend, record: FileRecord, key: str) -> StepSta
 
 def _reference(backend: Backend, names: set[str]) -> Reference:
     """Keys of the referenced datasets already in the store (the batch's earlier files included)."""
+    from salesflow.validation import Reference
+
     return Reference(
         keys={n: backend.records.read(n, columns=[]).get_column("_key") for n in names}
     )
@@ -195,6 +202,8 @@ def _store_chunk(
     rejected: pl.DataFrame,
 ) -> None:
     """Write one chunk's valid records and dead letters (both idempotent)."""
+    from salesflow.pipeline.routing import dead_letters
+
     if not valid.is_empty():
         backend.records.write(dataset, state.seq, valid, part=index)
     if not rejected.is_empty():
@@ -211,6 +220,12 @@ def load_file(
     failed store surfaces before the next chunk is handed over. Stores are idempotent and a
     redo first drops ``seq``, so a crash with a store half done is redone like any other.
     """
+    import polars as pl
+
+    from salesflow.datasets import get_spec
+    from salesflow.pipeline.routing import high_value_alerts
+    from salesflow.validation import FileReport, validate_path
+
     if state.done:
         return state
     now = now or utcnow()
@@ -275,6 +290,8 @@ def _sink_names(backend: Backend) -> list[str]:
 def aggregate(backend: Backend, settings: Settings, state: StepState) -> StepState:
     """Recompute the totals and KPIs the file touched, from the stored records."""
     if state.status == FileStatus.IN_PROGRESS:
+        from salesflow.kpis import refresh_aggregates
+
         refresh_aggregates(backend.records, backend.tables, state.dataset, state.day_dates)
         failpoint(settings, "after_aggregate")
     return state
@@ -317,8 +334,12 @@ def fail_file(
     sha256: str | None = None,
     size: int = 0,
     now: datetime | None = None,
+    undo: bool = True,
 ) -> StepState:
-    """Mark the file FAILED (keeping the error), drop what it stored, move it to ``failed/``."""
+    """Mark the file FAILED (keeping the error), drop what it stored, move it to ``failed/``.
+
+    ``undo=False`` leaves its stored records alone (the light AWS mark-failed function, which
+    holds no Polars, until the commit protocol makes a failed file's records invisible)."""
     now = now or utcnow()
     tables = backend.tables
     record = _open_record(backend, key, sha256)
@@ -333,7 +354,9 @@ def fail_file(
             seq=seq,
             started_at=now,
         )
-    if record.dataset != "unknown":
+    if record.dataset != "unknown" and undo:
+        from salesflow.datasets import get_spec
+
         try:
             backend.records.drop(get_spec(record.dataset).name, record.seq)
         except SalesflowError:
@@ -380,6 +403,8 @@ def process_file(
 ) -> StepState:
     """All steps for one object in the bucket. Bad input ends FAILED, never raises;
     a ``TransientError`` (a store down) propagates so the caller retries later."""
+    import polars as pl
+
     state: StepState | None = None
     try:
         state = start_file(backend, settings, key, dataset=dataset, now=now, dedup=dedup)
