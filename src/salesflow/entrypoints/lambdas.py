@@ -43,11 +43,6 @@ Event = dict[str, Any]
 Result = dict[str, Any]
 Handler = Callable[[Event, Any], Result]
 
-SWEEP_AFTER = timedelta(hours=1)
-"""An inbox object this old with no execution is one whose S3 event was lost: start it."""
-STUCK_AFTER = timedelta(hours=1)
-"""An inbox object this old counts as stuck (metric ``FilesStuck``, alarmed)."""
-
 
 def _task(function: Callable[[Runtime, Event, Metrics], Result]) -> Handler:
     """A Lambda handler around ``function``: logging context, metrics, error names."""
@@ -165,13 +160,16 @@ def _running(rt: Runtime) -> bool:
 def _sweep(rt: Runtime, metrics: Metrics) -> Result:
     """Start what a lost S3 event left in the inbox; count the files that look stuck.
 
-    An object older than ``SWEEP_AFTER`` with no lineage in progress and no pending row is
-    started under the name its version gives, so sweeping twice starts it once. A file of a
-    batched dataset goes back to pending instead, and only while no execution runs (it could
-    be waiting in a running batch). Objects older than ``STUCK_AFTER`` are counted in
-    ``FilesStuck``: a file stays in the inbox only while it waits or is processed.
+    An object older than ``aws.sweep_after_seconds`` with no lineage in progress and no
+    pending row is started under the name its version gives, so sweeping twice starts it
+    once. A file of a batched dataset goes back to pending instead, and only while no
+    execution runs (it could be waiting in a running batch). Objects older than
+    ``aws.stuck_after_seconds`` are counted in ``FilesStuck``: a file stays in the inbox only
+    while it waits or is processed.
     """
     backend, settings = rt.backend, rt.settings
+    sweep_after = timedelta(seconds=settings.aws.sweep_after_seconds)
+    stuck_after = timedelta(seconds=settings.aws.stuck_after_seconds)
     now = utcnow()
     pending = {p.key for p in backend.tables.list_pending()}
     batched = set(settings.batching.datasets)
@@ -184,8 +182,8 @@ def _sweep(rt: Runtime, metrics: Metrics) -> Result:
         if key.endswith("/") or layout.is_temporary(key):
             continue
         age = now - info.modified
-        stuck += age >= STUCK_AFTER
-        if age < SWEEP_AFTER or key in pending:
+        stuck += age >= stuck_after
+        if age < sweep_after or key in pending:
             continue
         record = backend.tables.get_file(key)
         if record is not None and record.status == FileStatus.IN_PROGRESS:
