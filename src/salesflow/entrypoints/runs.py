@@ -62,9 +62,7 @@ def plan(
         else:
             manifest = f"{run_prefix(execution)}{index:02d}/files.json"
             store.put_bytes(manifest, json.dumps(items).encode())
-            stage.update(
-                manifest=manifest, map=f"{run_prefix(execution)}{index:02d}/map/", count=len(items)
-            )
+            stage.update(manifest=manifest, count=len(items))
         stages.append(stage)
     return {"stages": stages}
 
