@@ -174,6 +174,9 @@ def deploy(
     with the container engine that runs here (TerminalError if none does).
     """
     name = stack_name or settings.aws.stack_name
+    engine = find_engine() if image_uri is None else None
+    if image_uri is None and engine is None:
+        raise no_engine_error()
     s3, cfn, sts, region = _session_clients(settings)
     try:
         account = sts.get_caller_identity()["Account"]
@@ -187,10 +190,7 @@ def deploy(
             built_for = read_manifest(zip_path)
             code_key = f"lambda/{zip_path.name}"
             s3.upload_file(str(zip_path), bucket, code_key)
-            if image_uri is None:
-                engine = find_engine()
-                if engine is None:
-                    raise no_engine_error()
+            if engine is not None:
                 ecr = client(settings, "ecr")
                 image_uri = build_and_push(
                     engine,
@@ -205,8 +205,8 @@ def deploy(
             "AlarmEmail": alarm_email or "",
             "CodeBucket": bucket,
             "CodeKey": code_key,
-            "ImageUri": image_uri,
-            "ImageRepositoryArn": repository_arn(image_uri),
+            "ImageUri": str(image_uri),
+            "ImageRepositoryArn": repository_arn(str(image_uri)),
             "Architecture": str(built_for.get("arch", arch)),
             "Stage": stage,
             "PythonRuntime": f"python{built_for['python']}",
