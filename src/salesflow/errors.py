@@ -29,6 +29,18 @@ class TerminalError(SalesflowError):
     """A failure that retrying will not fix; the file goes to ``failed/``."""
 
 
+class StoreUnavailable(TransientError):
+    """The state store itself cannot be reached or is locked (SQLite busy, DynamoDB down).
+
+    Not the file's fault: the service waits and retries; the file is not failed.
+    """
+
+
+class StoreBroken(TerminalError):
+    """The state store is unusable (disk full, corrupt or read-only database): nothing can be
+    recorded, so the service stops with this message instead of failing every file."""
+
+
 class InvalidKeyError(TerminalError):
     """An object key that is empty, absolute, contains ``..`` or NUL, or would leave the bucket."""
 
@@ -61,6 +73,15 @@ class UnknownDatasetError(FileLevelError):
             rule="structure.unknown_dataset",
             hint="drop it under inbox/<dataset>/ or pass --dataset",
         )
+
+
+class UsageError(SalesflowError):
+    """What was asked cannot be done as asked: a bad argument, a data dir that is not there.
+    The command line exits 2 on it, before anything is written."""
+
+
+class ConfigError(UsageError):
+    """The configuration (flags, ``SALESFLOW_*`` variables, ``salesflow.toml``) is invalid."""
 
 
 class MissingDependencyError(SalesflowError):

@@ -55,21 +55,6 @@ def inbox_dataset(key: str) -> str | None:
     return None
 
 
-def _relative(key: str) -> str:
-    """The part of an inbox key below ``inbox/<dataset>/`` (or below ``inbox/``)."""
-    if key.startswith(INBOX):
-        rest = key[len(INBOX) :]
-        head, _, tail = rest.partition("/")
-        return tail or head
-    return posixpath.basename(key)
-
-
-def archive_key(key: str, dataset: str, *, ok: bool, when: datetime) -> str:
-    """``processed/year=YYYY/month=MM/<dataset>/<name>`` or ``failed/...`` (seeds 000, 004)."""
-    root = PROCESSED if ok else FAILED
-    return f"{root}year={when:%Y}/month={when:%m}/{dataset}/{_relative(key)}"
-
-
 def report_key(key: str, dataset: str, seq: int) -> str:
     """Where the JSON validation report of a file goes."""
     return f"{REPORTS}{dataset}/{seq:012d}-{posixpath.basename(key)}.report.json"

@@ -9,7 +9,7 @@ import pytest
 
 from salesflow.adapters.local import files
 from salesflow.adapters.local.store import LocalObjectStore
-from salesflow.errors import InvalidKeyError
+from salesflow.errors import FileLevelError, InvalidKeyError
 from salesflow.ports import ObjectStore
 
 
@@ -71,13 +71,44 @@ def test_symlink_leading_outside_is_refused(store: LocalObjectStore, tmp_path: P
     (store.root / "inbox" / "file-link").symlink_to(outside / "secret.txt")
     with pytest.raises(InvalidKeyError, match="outside the bucket"):
         store.get_bytes("inbox/link/secret.txt")
-    with pytest.raises(InvalidKeyError, match="outside the bucket"):
+    with pytest.raises(FileLevelError, match="symbolic link"):
         store.get_bytes("inbox/file-link")
     with pytest.raises(InvalidKeyError):
         store.put_bytes("inbox/link/new.txt", b"x")
     assert not (outside / "new.txt").exists()
-    # Listing does not follow them either.
-    assert store.list("inbox/") == []
+    # Listing never enters a linked folder; a link to a file is listed (so it can be failed)
+    # but its content is never read.
+    assert [i.key for i in store.list("inbox/")] == ["inbox/file-link"]
+    with pytest.raises(FileLevelError, match="symbolic link"), store.fetch("inbox/file-link"):
+        pass
+
+
+def test_moving_a_link_moves_the_link_and_never_its_target(store: LocalObjectStore) -> None:
+    store.put_bytes("processed/a.csv", b"archived")
+    (store.root / "inbox").mkdir()
+    (store.root / "inbox" / "a.csv").symlink_to(store.root / "processed" / "a.csv")
+    store.move("inbox/a.csv", "failed/a.csv")
+    assert (store.root / "failed" / "a.csv").is_symlink()
+    assert store.get_bytes("processed/a.csv") == b"archived"
+
+
+def test_a_move_never_replaces_an_existing_object(store: LocalObjectStore) -> None:
+    store.put_bytes("processed/a.csv", b"first")
+    store.put_bytes("inbox/a.csv", b"second")
+    with pytest.raises(FileExistsError):
+        store.move("inbox/a.csv", "processed/a.csv")
+    assert store.get_bytes("processed/a.csv") == b"first"
+    assert store.get_bytes("inbox/a.csv") == b"second"
+
+
+def test_version_tokens_change_with_every_write(store: LocalObjectStore) -> None:
+    store.put_bytes("inbox/a.csv", b"one")
+    first = store.stat("inbox/a.csv")
+    store.put_bytes("inbox/a.csv", b"one")
+    second = store.stat("inbox/a.csv")
+    assert first is not None and second is not None and first.version != second.version
+    assert store.stat("inbox/none.csv") is None
+    assert [i.version for i in store.list("inbox/")] == [second.version]
 
 
 def test_symlink_inside_the_bucket_is_fine(store: LocalObjectStore) -> None:
@@ -132,13 +163,6 @@ def test_move_is_idempotent(store: LocalObjectStore) -> None:
     assert store.get_bytes(dst) == b"data"
     with pytest.raises(FileNotFoundError, match="no such object"):
         store.move("inbox/a/missing.csv", "processed/missing.csv")
-
-
-def test_move_replaces_an_existing_destination(store: LocalObjectStore) -> None:
-    store.put_bytes("failed/f.csv", b"old")
-    store.put_bytes("inbox/f.csv", b"new")
-    store.move("inbox/f.csv", "failed/f.csv")
-    assert store.get_bytes("failed/f.csv") == b"new"
 
 
 def test_readers_in_another_process_never_see_a_partial_object(store: LocalObjectStore) -> None:

@@ -22,7 +22,7 @@ from salesflow.models import FileStatus
 from salesflow.ops import summaries as summary
 from salesflow.ops.audit import audit
 from salesflow.pipeline.inbox import ingest
-from salesflow.pipeline.steps import aggregate, load_file, recover, start_file
+from salesflow.pipeline.steps import claim, load, recover
 from salesflow.ports import Backend
 from tests.fixtures.thelook import ITEMS_CSV, ORDERS_CSV, PRODUCTS_CSV
 
@@ -68,7 +68,10 @@ def test_lake_is_a_hive_partitioned_dataset_other_engines_can_read(
     assert sorted(stored.get_column("_key").to_list()) == ["1000", "1001", "1002", "1003", "1004"]
     # raw files archived by dataset and month, reports beside them
     processed = sorted(p.name for p in (settings.bucket_dir / "processed").rglob("*.csv"))
-    assert processed == ["order_items.csv", "orders.csv", "products.csv"]
+    assert processed == sorted(
+        f"{s.seq:012d}-{name}.csv"
+        for s, name in zip(states, ("products", "orders", "order_items"), strict=True)
+    )
     for state in states:
         report = json.loads((settings.bucket_dir / (state.report_key or "")).read_text())
         assert report["rows_in"] == state.rows_in == report["valid"] + report["rejected"]
@@ -96,13 +99,13 @@ def test_a_run_cut_short_is_finished_by_recover_on_a_fresh_backend(
     ingest(backend, settings, _thelook(tmp_path)[1:])  # products and orders
     key = "inbox/order_items/items.csv"
     backend.store.put_bytes(key, ITEMS_CSV.encode())
-    state = start_file(backend, settings, key)
-    aggregate(backend, settings, load_file(backend, settings, state))
-    backend.close()  # ... the process dies before lineage and archive
+    state = claim(backend, settings, key)
+    load(backend, settings, state)
+    backend.close()  # ... the process dies before the commit and the archive
 
     fresh = build_backend(settings)
     try:
-        assert fresh.tables.get_file(key).status == FileStatus.IN_PROGRESS  # type: ignore[union-attr]
+        assert fresh.tables.get_file(state.seq).status == FileStatus.IN_PROGRESS  # type: ignore[union-attr]
         [done] = recover(fresh, settings)
         assert (done.status, done.seq, done.valid) == ("SUCCESS", state.seq, 5)
         assert fresh.records.count_by_seq("order_items") == {state.seq: 5}

@@ -14,8 +14,8 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from salesflow.adapters.sqlite.tables import SqliteTables
-from salesflow.errors import TerminalError, TransientError
-from salesflow.models import Alert, AlertStatus, FileRecord, FileStatus, PendingFile
+from salesflow.errors import StoreUnavailable, TerminalError
+from salesflow.models import Alert, AlertStatus, FileRecord, PendingFile
 from salesflow.ports import AggregateSpec, Tables
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -104,49 +104,6 @@ def test_next_seq_is_unique_across_threads(tables: SqliteTables) -> None:
     for t in threads:
         t.join()
     assert sorted(got) == list(range(1, 101))
-
-
-def test_lineage_round_trip(tables: SqliteTables) -> None:
-    full = record(
-        seq=3,
-        status=FileStatus.SUCCESS,
-        rows_in=10,
-        valid=8,
-        rejected=2,
-        finished_at=T0 + timedelta(seconds=5),
-        archive_key="processed/x",
-        report_key="reports/x",
-        error=None,
-        attempts=2,
-    )
-    assert tables.put_file(full)
-    assert tables.get_file(full.key) == full
-    assert tables.get_file("inbox/other") is None
-    assert tables.find_by_sha("abc") == full
-    assert tables.find_by_sha("abc", FileStatus.FAILED) is None
-
-
-def test_put_file_conditional(tables: SqliteTables) -> None:
-    claim = record()
-    assert tables.put_file(claim, expect=FileStatus.IN_PROGRESS)  # new row
-    assert tables.put_file(claim, expect=FileStatus.IN_PROGRESS)  # resume an open row
-    done = record(status=FileStatus.SUCCESS, valid=5)
-    assert tables.put_file(done, expect=FileStatus.IN_PROGRESS)
-    assert not tables.put_file(record(), expect=FileStatus.IN_PROGRESS)  # already final
-    assert not tables.put_file(record(valid=99), expect=FileStatus.FAILED)
-    stored = tables.get_file(claim.key)
-    assert stored is not None and stored.status == FileStatus.SUCCESS and stored.valid == 5
-    # Only IN_PROGRESS may create a row.
-    assert not tables.put_file(record("inbox/new.csv"), expect=FileStatus.SUCCESS)
-    assert tables.get_file("inbox/new.csv") is None
-
-
-def test_list_files_oldest_first_and_by_status(tables: SqliteTables) -> None:
-    for i, status in enumerate([FileStatus.SUCCESS, FileStatus.FAILED, FileStatus.SUCCESS]):
-        tables.put_file(record(f"inbox/{i}.csv", seq=i, status=status))
-    tables.put_file(record("inbox/0.csv", seq=0, status=FileStatus.SUCCESS, valid=1))  # update
-    assert [r.key for r in tables.list_files()] == ["inbox/0.csv", "inbox/1.csv", "inbox/2.csv"]
-    assert [r.key for r in tables.list_files(FileStatus.FAILED)] == ["inbox/1.csv"]
 
 
 def test_pending_batches(tables: SqliteTables) -> None:
@@ -288,7 +245,7 @@ def test_update_alert(tables: SqliteTables) -> None:
 
 def test_another_process_reads_while_this_one_writes(tables: SqliteTables, db_path: Path) -> None:
     """WAL: a reader process sees every committed state as it happens, never an error."""
-    tables.put_file(record("inbox/0.csv"))
+    tables.claim(record("inbox/0.csv", seq=tables.next_seq()))
     reader = subprocess.Popen(
         [
             sys.executable,
@@ -310,19 +267,21 @@ def test_another_process_reads_while_this_one_writes(tables: SqliteTables, db_pa
     )
     assert reader.stdout is not None and reader.stdout.readline() == "ready\n"
     for i in range(1, 200):
-        tables.put_file(record(f"inbox/{i}.csv"))
+        tables.claim(record(f"inbox/{i}.csv", seq=tables.next_seq()))
     out, err = reader.communicate(timeout=60)
     low, high, distinct, monotonic = out.split()
     assert err == "" and (low, high, monotonic) == ("1", "200", "True")
     assert int(distinct) > 2  # it saw states between the first and the last
 
 
-def test_a_write_lock_held_elsewhere_becomes_transient(tables: SqliteTables, db_path: Path) -> None:
+def test_a_write_lock_held_elsewhere_means_the_store_is_unavailable(
+    tables: SqliteTables, db_path: Path
+) -> None:
     tables.db._conn.execute("PRAGMA busy_timeout = 50")
     other = sqlite3.connect(db_path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(TransientError, match="unavailable"):
+        with pytest.raises(StoreUnavailable, match="unavailable"):
             tables.next_seq()
     finally:
         other.execute("ROLLBACK")

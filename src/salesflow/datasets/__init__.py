@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from salesflow.datasets.detect import detect
+from salesflow.datasets.detect import detect, folder_dataset, undetected
 from salesflow.datasets.online_retail import ONLINE_RETAIL
 from salesflow.datasets.orders_json import ORDERS_JSON
 from salesflow.datasets.sale_events import SALE_EVENTS
@@ -35,6 +35,15 @@ def get_spec(name: str) -> DatasetSpec:
         ) from None
 
 
+def dataset_of_folder(folder: str | None) -> str | None:
+    """The dataset an ``inbox/<folder>/`` names, in any common spelling, or None.
+
+    >>> dataset_of_folder("order-items"), dataset_of_folder("Products"), dataset_of_folder("x")
+    ('order_items', 'products', None)
+    """
+    return folder_dataset(SPECS, folder)
+
+
 def detect_dataset(key: str, head: bytes) -> str | None:
     """The dataset of the object at ``key`` whose first bytes are ``head``.
 
@@ -48,6 +57,7 @@ def detect_dataset(key: str, head: bytes) -> str | None:
 
 __all__ = [
     "SPECS",
+    "dataset_of_folder",
     "STATUSES",
     "Check",
     "DatasetSpec",
@@ -56,4 +66,5 @@ __all__ = [
     "detect_dataset",
     "get_spec",
     "normalize",
+    "undetected",
 ]

@@ -34,8 +34,9 @@ from salesflow.entrypoints import runs
 from salesflow.entrypoints.runtime import Metrics, Runtime, log, reraise_as, runtime
 from salesflow.errors import InvalidKeyError, TerminalError, TransientError
 from salesflow.logs import mask_email
-from salesflow.models import FileStatus, PendingFile, utcnow
+from salesflow.models import AlertStatus, FileStatus, PendingFile, utcnow
 from salesflow.pipeline.batching import decide_batch
+from salesflow.pipeline.delivery import DUE_BATCH, courier_for
 from salesflow.pipeline.state import StepState
 from salesflow.samples.live import sale_event
 
@@ -185,9 +186,8 @@ def _sweep(rt: Runtime, metrics: Metrics) -> Result:
         stuck += age >= stuck_after
         if age < sweep_after or key in pending:
             continue
-        record = backend.tables.get_file(key)
-        if record is not None and record.status == FileStatus.IN_PROGRESS:
-            continue
+        if backend.tables.list_files(FileStatus.IN_PROGRESS, key=key):
+            continue  # claimed: its execution (or the next sweep after it fails) finishes it
         dataset = layout.inbox_dataset(key) or ""
         if dataset in batched:
             idle = (not _running(rt)) if idle is None else idle
@@ -210,7 +210,8 @@ def _detector(rt: Runtime, event: Event, metrics: Metrics) -> Result:
     batched = set(settings.batching.datasets)
     started: list[str] = []
     waiting: list[str] = []
-    for arrival in arrivals(event):
+    announced = arrivals(event)
+    for arrival in announced:
         key = arrival.key
         if not key.startswith(layout.INBOX) or key.endswith("/"):
             log().info("ignored: not an inbox object", extra={"key": key})
@@ -237,6 +238,8 @@ def _detector(rt: Runtime, event: Event, metrics: Metrics) -> Result:
         # Only now that the execution exists: a failed start leaves the batch pending.
         backend.tables.remove_pending([f.key for f in batch])
     metrics.count("ExecutionsStarted", len(started))
+    if not announced:  # the every-minute timer: retry the alerts that are due
+        _deliver_alerts(rt, metrics, source_file=None)
     log().info("detected", extra={"started": started, "pending": waiting})
     return {"started": started, "pending": waiting, "batch": [f.key for f in batch]}
 
@@ -247,21 +250,67 @@ detector = _task(_detector)
 # ------------------------------------------------------------------------- light tasks
 
 
-def _archive(rt: Runtime, event: Event, metrics: Metrics) -> Result:
-    """Settle every loaded file of a stage: lineage SUCCESS, then processed/year=/month=/."""
-    from salesflow.pipeline.steps import finish_file
+def _settled(rt: Runtime, state: StepState) -> bool:
+    """Whether the committed version ``state`` is published (its lineage row settled)."""
+    record = rt.backend.tables.get_file(state.seq)
+    return record is not None and record.settled
 
-    store = rt.backend.store
-    archived = 0
-    for key, state in runs.read_states(store, str(event["results"])).items():
-        if state.status != FileStatus.IN_PROGRESS:
+
+def _deliver_alerts(rt: Runtime, metrics: Metrics, *, source_file: str | None) -> None:
+    """Deliver alerts within the ingest budget: with ``source_file``, the ones that file
+    raised, once it is published (``archive``); without, the retries that are due (the
+    every-minute timer) and fresh alerts whose file's invocation died before sending them.
+
+    Claims are conditional writes, so two invocations never send one alert at the same time
+    on DynamoDB. Splitting the work this way also keeps them from competing for the same
+    alerts at all (moto's emulated conditional writes are not atomic under concurrency)."""
+    courier = courier_for(rt.backend, rt.settings.alerts)
+    now = utcnow()
+    if source_file is not None:
+        alerts = [
+            a
+            for a in rt.backend.tables.list_alerts(AlertStatus.PENDING, source_file=source_file)
+            if a.next_attempt_at is None or a.next_attempt_at <= now
+        ]
+    else:
+        orphaned = now - timedelta(seconds=courier.policy.lease_seconds)
+        alerts = [
+            a
+            for a in rt.backend.tables.due_alerts(now, limit=DUE_BATCH)
+            if a.attempts > 0 or a.created_at <= orphaned
+        ]
+    result = courier.deliver(alerts, budget=rt.settings.alerts.ingest_budget_seconds)
+    metrics.count("AlertsSent", result.sent)
+    log().info(
+        "alerts",
+        extra={"sent": result.sent, "retrying": result.retrying, "failed": result.failed},
+    )
+
+
+def _archive(rt: Runtime, event: Event, metrics: Metrics) -> Result:
+    """Report the stage and deliver the alerts of the files it published.
+
+    The KPI task publishes every committed file of the stage (letters, alerts, archive move,
+    settled) and rewrites its result; this light function only reads the results, sends the
+    alerts each published file raised, and counts the outcome. Idempotent: an alert is
+    claimed before it is sent, so a retry never sends one twice.
+    """
+    outcome: dict[str, int] = {}
+    published = unpublished = 0
+    for state in runs.read_states(rt.backend.store, str(event["results"])).values():
+        outcome[state.status] = outcome.get(state.status, 0) + 1
+        if state.status != FileStatus.SUCCESS:
             continue
-        state = finish_file(rt.backend, rt.settings, state)
-        runs.write_state(store, key, state)
-        archived += 1
+        if not _settled(rt, state):
+            unpublished += 1
+            log().error("file committed, not published", extra={"key": state.key})
+            continue
+        published += 1
+        _deliver_alerts(rt, metrics, source_file=state.key)
         log().info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
-    metrics.count("FilesProcessed", archived)
-    return {"archived": archived}
+    metrics.count("FilesProcessed", published)
+    metrics.count("FilesUnpublished", unpublished)
+    return {"archived": published, "unpublished": unpublished, "files": outcome}
 
 
 archive = _task(_archive)
@@ -291,18 +340,14 @@ def failure_message(error: Any) -> str:
     return f"{name}: {cause}"
 
 
-def _fail(rt: Runtime, state: StepState | None, file: Event, message: str) -> StepState:
-    from salesflow.pipeline.steps import fail_file
+def _fail(rt: Runtime, key: str, message: str) -> StepState | None:
+    """Fail the version of ``key`` not yet committed (``fail_key``); None if there is none:
+    a committed version is never failed, only published later."""
+    from salesflow.pipeline.steps import fail_key
 
-    failed = fail_file(
-        rt.backend,
-        rt.settings,
-        str(file["key"]),
-        message,
-        sha256=state.sha256 if state else None,
-        undo=False,
-    )
-    log().error("file failed", extra={"key": failed.key, "error": mask_email(message)})
+    failed = fail_key(rt.backend, rt.settings, key, message)
+    if failed is not None:
+        log().error("file failed", extra={"key": failed.key, "error": mask_email(message)})
     return failed
 
 
@@ -310,25 +355,40 @@ def _mark_failed(rt: Runtime, event: Event, metrics: Metrics) -> Result:
     """Archive to failed/ with lineage FAILED what a container task could not finish.
 
     ``event`` is one file (``{"key", "result", "error"}``, after its validate-and-load task
-    failed for good) or a stage (``{"results", "error"}``, after its KPI task failed). Files
-    already final are left as they are; the results are rewritten, so the stage's later
-    steps skip the failed files.
+    failed for good) or a stage (``{"results", "error"}``, after its KPI task failed for
+    good). Only versions not yet committed (IN_PROGRESS) are failed: a committed file keeps
+    its records and stays SUCCESS, not settled, until the sweep or the next run publishes it.
+    The results are rewritten, so the stage's later steps see the failed files.
     """
     message = failure_message(event.get("error"))
     store = rt.backend.store
     failed = 0
+    unpublished = 0
     if "results" in event:
         for key, state in runs.read_states(store, str(event["results"])).items():
-            if state.status == FileStatus.IN_PROGRESS:
-                runs.write_state(store, key, _fail(rt, state, {"key": state.key}, message))
+            if state.status == FileStatus.SUCCESS and not _settled(rt, state):
+                unpublished += 1
+            if state.status != FileStatus.IN_PROGRESS:
+                continue
+            done = _fail(rt, state.key, message)
+            if done is not None:
+                runs.write_state(store, key, done)
                 failed += 1
     else:
         known = runs.read_state(store, str(event["result"]))
         if known is None or known.status == FileStatus.IN_PROGRESS:
-            runs.write_state(store, str(event["result"]), _fail(rt, known, event, message))
-            failed += 1
+            done = _fail(rt, str(event["key"]), message)
+            if done is not None:
+                runs.write_state(store, str(event["result"]), done)
+                failed += 1
     metrics.count("FilesFailed", failed)
-    return {"failed": failed}
+    metrics.count("FilesUnpublished", unpublished)
+    if unpublished:
+        log().error(
+            "committed files left to publish",
+            extra={"results": event.get("results"), "files": unpublished, "error": message},
+        )
+    return {"failed": failed, "unpublished": unpublished}
 
 
 mark_failed = _task(_mark_failed)

@@ -1,9 +1,16 @@
 """``salesflow run``: the long-running local service.
 
 It recovers what a crash left IN_PROGRESS, then processes the inbox, and after that wakes
-on filesystem events (watchdog's inotify observer) or, failing those, every
-``poll_seconds``. Batched datasets wait for their batch; the timer is honoured by waking up
-when it is due. SIGTERM or Ctrl-C stops it between files.
+on filesystem events that change the inbox (watchdog's inotify observer: created, modified,
+moved; never mere opens and reads) or, failing those, every ``poll_seconds``. A file is
+taken once it has settled (``settle_seconds``); batched datasets wait for their batch; the
+timer is honoured by waking up when it is due. Alerts go out on their own thread
+(``AlertLoop``), so a sink that is slow or down never delays the next file. SIGTERM or Ctrl-C
+stops it between files.
+
+Bad input never stops it. If the state store is locked or unreachable, it waits and
+retries with backoff; only a broken store (disk full, corrupt database) stops it, with one
+clear line and exit code 3.
 """
 
 from __future__ import annotations
@@ -18,15 +25,20 @@ from typing import Any
 
 from salesflow.config import Settings
 from salesflow.entrypoints.cli.common import open_backend, processing_lock
+from salesflow.errors import StoreUnavailable
+from salesflow.logs import one_line, printable
 from salesflow.models import utcnow
+from salesflow.pipeline.alert_loop import AlertLoop
 from salesflow.pipeline.batching import seconds_until_due
-from salesflow.pipeline.inbox import tick
+from salesflow.pipeline.delivery import courier_for
+from salesflow.pipeline.inbox import Detections, TickResult, tick
 from salesflow.pipeline.state import StepState
 from salesflow.pipeline.steps import recover
+from salesflow.ports import Backend
 
 log = logging.getLogger(__name__)
 
-SETTLE_SECONDS = 0.2
+MAX_BACKOFF = 30.0
 
 
 def _watch(settings: Settings, wake: threading.Event) -> Any:
@@ -39,9 +51,14 @@ def _watch(settings: Settings, wake: threading.Event) -> Any:
     except ImportError:  # pragma: no cover - watchdog is a core dependency
         return None
 
+    changes = {"created", "modified", "moved", "closed"}
+
     class Wake(FileSystemEventHandler):
         def on_any_event(self, event: FileSystemEvent) -> None:
-            wake.set()
+            # "closed" is a close after writing; "opened" and "closed_no_write" are reads
+            # (our own detection among them) and must not wake the loop.
+            if event.event_type in changes:
+                wake.set()
 
     inbox = settings.bucket_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -61,9 +78,11 @@ def _report(state: StepState, json_lines: bool) -> None:
     if json_lines:
         sys.stdout.write(json.dumps({"file": state.key, **state.to_dict()}) + "\n")
     else:
+        # a key is whatever name a file arrived with: escaped, it stays on its own line
+        error = f" error={one_line(state.error)}" if state.error else ""
         sys.stdout.write(
-            f"{state.status:<10} {state.key} rows_in={state.rows_in} valid={state.valid} "
-            f"rejected={state.rejected}" + (f" error={state.error}" if state.error else "") + "\n"
+            f"{state.status:<10} {printable(state.key)} rows_in={state.rows_in} "
+            f"valid={state.valid} rejected={state.rejected}{error}\n"
         )
     sys.stdout.flush()
 
@@ -86,35 +105,81 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-    with open_backend(settings) as backend:
-        with processing_lock(settings):
-            for state in recover(backend, settings):
-                _report(state, json_lines)
-        observer = _watch(settings, wake)
+    backoff = 0.0
+    while not stop.is_set():
         try:
-            while not stop.is_set():
-                wake.clear()
+            with open_backend(settings, create=True) as backend:
+                _serve(backend, settings, json_lines, stop, wake)
+            return
+        except StoreUnavailable as exc:  # the store was locked while it was being opened
+            backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
+            log.warning("the state store is unavailable, retrying in %.0fs: %s", backoff, exc)
+            wake.wait(backoff)
+
+
+def _serve(
+    backend: Backend,
+    settings: Settings,
+    json_lines: bool,
+    stop: threading.Event,
+    wake: threading.Event,
+) -> None:
+    """The loop: recover, then tick on every wake-up until ``stop``."""
+    detections = Detections()
+    backoff = 0.0
+    recovered = False
+    observer = _watch(settings, wake)
+    alerts = AlertLoop(
+        courier_for(backend, settings.alerts), poll_seconds=min(settings.poll_seconds, 5.0)
+    ).start()
+    try:
+        while not stop.is_set():
+            wake.clear()
+            try:
                 with processing_lock(settings):
+                    if not recovered:
+                        for state in recover(backend, settings):
+                            _report(state, json_lines)
+                        recovered = True
                     result = tick(
                         backend,
                         settings,
-                        settle_seconds=SETTLE_SECONDS,
+                        detections=detections,
                         progress=lambda s: _report(s, json_lines),
                         should_stop=stop.is_set,
+                        deliver=False,
                     )
-                timeout = (
-                    settings.poll_seconds if observer is None else max(settings.poll_seconds, 5.0)
-                )
-                if result.unsettled or result.retry_later or result.alerts.retrying:
-                    timeout = min(timeout, SETTLE_SECONDS if result.unsettled else 1.0)
-                if result.pending:
-                    due = seconds_until_due(
-                        backend.tables.list_pending(), settings.batching, utcnow()
-                    )
-                    if due is not None:
-                        timeout = min(timeout, due + 0.01)
-                wake.wait(timeout)
-        finally:
-            if observer is not None:
-                observer.stop()
-                observer.join(timeout=5)
+            except StoreUnavailable as exc:
+                backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
+                log.warning("the state store is unavailable, retrying in %.0fs: %s", backoff, exc)
+                wake.wait(backoff)
+                continue
+            backoff = 0.0
+            if result.processed:
+                alerts.wake()
+            wake.wait(_timeout(backend, settings, result, observer is not None))
+    finally:
+        if not alerts.stop(timeout=_slowest_sink(settings) + 1):
+            log.warning("an alert was still being sent at exit; it is retried next time")
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)
+
+
+def _slowest_sink(settings: Settings) -> float:
+    return max(settings.alerts.webhook_timeout, settings.alerts.smtp.timeout)
+
+
+def _timeout(backend: Backend, settings: Settings, result: TickResult, watching: bool) -> float:
+    """How long to sleep when nothing wakes the loop: until a settling file settles, a
+    retry is due, or the batch timer fires."""
+    timeout = settings.poll_seconds if not watching else max(settings.poll_seconds, 5.0)
+    if result.unsettled:
+        timeout = min(timeout, max(0.05, settings.settle_seconds / 4))
+    if result.retry_later:
+        timeout = min(timeout, 1.0)
+    if result.pending:
+        due = seconds_until_due(backend.tables.list_pending(), settings.batching, utcnow())
+        if due is not None:
+            timeout = min(timeout, due + 0.01)
+    return timeout

@@ -12,13 +12,20 @@ execution's input names (``runs.py``): a container cannot hand Step Functions an
 
 Step Functions sees only the exit code, so the step decides what it can:
 
-- ``0``: done. A file that cannot be processed (bad input, a refused write) is failed here,
-  with what it stored undone, exactly as ``process_file`` does locally; retrying it would
-  only fail again, at the price of another task.
+- ``0``: done. ``validate_load`` claims, loads and commits the file (lineage SUCCESS, not
+  yet settled); a file that cannot be processed (bad input, a refused write) is failed here,
+  with what it staged dropped, exactly as ``process_file`` does locally: retrying it would
+  only fail again, at the price of another task. ``aggregate`` refreshes the stage's totals
+  and KPIs once per dataset, then publishes each committed file (letters, alerts, archive
+  move, settled).
 - ``75`` (EX_TEMPFAIL): a ``TransientError`` (throttling after the SDK's retries, a service
   briefly down). The state machine retries the task with backoff.
+- ``1`` from ``aggregate``: the stage could not be published (``NotPublished``). Its files
+  stay committed (SUCCESS, not settled: their records are valid, KPIs are derived), never
+  failed; the state machine retries, then alarms, and the sweep or the next run publishes
+  them (``claim`` returns a committed version as it is).
 - anything else: the task crashed (or was killed: 137 is the OOM killer). The state machine
-  retries, then sends the file to MarkFileAsFailed.
+  retries, then sends the file to MarkFileAsFailed (the stage to MarkFilesAsFailed).
 """
 
 from __future__ import annotations
@@ -26,20 +33,19 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from itertools import groupby
-from typing import Any, cast
+from typing import Any
 
 from salesflow.entrypoints import runs
 from salesflow.entrypoints.runtime import Metrics, Runtime, log, runtime
-from salesflow.errors import TerminalError, TransientError
+from salesflow.errors import StoreBroken, StoreUnavailable, TerminalError, TransientError
 from salesflow.logs import mask_email
-from salesflow.models import Alert, FileStatus
+from salesflow.models import FileStatus
 from salesflow.pipeline.state import StepState
-from salesflow.ports import Tables
 
 EXIT_OK = 0
 EXIT_TRANSIENT = 75
+EXIT_NOT_PUBLISHED = 1
 STEPS = ("validate_load", "aggregate")
 
 
@@ -49,54 +55,42 @@ def _terminal() -> tuple[type[BaseException], ...]:
     return (TerminalError, pl.exceptions.PolarsError, ValueError, UnicodeError)
 
 
-class _AlertsOf:
-    """The tables as one file's alert delivery sees them: only the alerts that file raised,
-    so files loading at the same time never send each other's alerts twice."""
-
-    def __init__(self, tables: Tables, source_file: str) -> None:
-        self._tables = tables
-        self._source = source_file
-
-    def list_alerts(self, status: str | None = None) -> list[Alert]:
-        return [a for a in self._tables.list_alerts(status) if a.source_file == self._source]
-
-    def update_alert(self, alert: Alert) -> None:
-        self._tables.update_alert(alert)
-
-
-def _deliver_alerts_of(rt: Runtime, key: str) -> None:
-    from salesflow.pipeline.delivery import deliver_alerts
-
-    view = replace(rt.backend, tables=cast(Tables, _AlertsOf(rt.backend.tables, key)))
-    result = deliver_alerts(view, max_attempts=rt.settings.alerts.max_attempts)
-    log().info("alerts", extra={"key": key, "sent": result.sent, "retrying": result.retrying})
+class NotPublished(RuntimeError):
+    """The stage's totals and KPIs could not be refreshed, or a file could not be published:
+    its committed files stay SUCCESS, not settled, for the state machine's retry, then the
+    sweep or the next run."""
 
 
 def _failure(key: str, exc: BaseException) -> str:
-    from salesflow.errors import FileLevelError
+    from salesflow.pipeline.steps import describe
 
-    return str(exc) if isinstance(exc, FileLevelError) else f"{key}: {type(exc).__name__}: {exc}"
+    return describe(key, exc)
 
 
 def validate_load(rt: Runtime, metrics: Metrics, key: str, dataset: str, result: str) -> StepState:
-    """Hash, dedup, validate and load one file; fail it here if it cannot be processed."""
-    from salesflow.pipeline.steps import fail_file, load_file, start_file
+    """Claim, load and commit one file version; fail it here if it cannot be processed.
+
+    A version committed by an earlier attempt (a crash after its commit) is claimed as it
+    is, SUCCESS and not settled: the stage's KPI task publishes it with the others."""
+    from salesflow.pipeline.steps import _fail_unclaimed, claim, commit, fail, load
 
     backend, settings = rt.backend, rt.settings
     state: StepState | None = None
     try:
-        state = start_file(backend, settings, key, dataset=dataset or None)
+        state = claim(backend, settings, key, dataset=dataset or None)
         if not state.done:
-            state = load_file(backend, settings, state)
-            _deliver_alerts_of(rt, key)
+            state = load(backend, settings, state)
+            state = commit(backend, settings, state)
             metrics.count("RowsIn", state.rows_in)
             metrics.count("RowsValid", state.valid)
             metrics.count("RowsRejected", state.rejected)
     except TransientError:
         raise
     except _terminal() as exc:
-        sha = state.sha256 if state else None
-        state = fail_file(backend, settings, key, _failure(key, exc), sha256=sha)
+        if state is None:  # not even claimed: claimed as a failed version, as locally
+            state = _fail_unclaimed(backend, settings, key, _failure(key, exc), None)
+        else:
+            state = fail(backend, settings, state, _failure(key, exc))
         metrics.count("FilesFailed", 1)
     runs.write_state(backend.store, result, state)
     log().info(
@@ -107,33 +101,70 @@ def validate_load(rt: Runtime, metrics: Metrics, key: str, dataset: str, result:
 
 
 def aggregate(rt: Runtime, metrics: Metrics, results: str) -> list[StepState]:
-    """One KPI refresh per dataset of the stage, over the union of the days its files
-    touched; if it cannot be done, every file the stage loaded fails (seed 004)."""
-    from salesflow.pipeline.steps import aggregate as aggregate_step
-    from salesflow.pipeline.steps import fail_file
+    """Publish the stage's committed files after one totals and KPI refresh per dataset,
+    over the union of the days they touched (seed 004: one KPI step per stage).
+
+    If the refresh cannot be done, nothing is failed: the files are committed (their records
+    are valid; KPIs are derived from them), so they stay SUCCESS and not settled, with the
+    cause in their lineage rows, and ``KpisFailed`` makes the task exit non-zero for the
+    state machine to retry it (then alarm). The sweep or the next run publishes them."""
+    from salesflow.engines import engine_for
+    from salesflow.kpis import refresh_aggregates
+    from salesflow.pipeline.steps import describe, publish
 
     backend, settings = rt.backend, rt.settings
     states = runs.read_states(backend.store, results)
-    loaded = sorted(
-        (s for s in states.values() if s.status == FileStatus.IN_PROGRESS), key=lambda s: s.dataset
-    )
+    committed: dict[str, StepState] = {
+        key: s
+        for key, s in states.items()
+        if s.status == FileStatus.SUCCESS and not _settled(rt, s)
+    }
+    by_dataset = sorted(committed.values(), key=lambda s: s.dataset)
     try:
-        for dataset, group in groupby(loaded, key=lambda s: s.dataset):
+        for dataset, group in groupby(by_dataset, key=lambda s: s.dataset):
             files = list(group)
-            days = sorted({d for s in files for d in s.days})
-            aggregate_step(backend, settings, replace(files[0], days=days))
+            days = sorted({d for s in files for d in s.day_dates})
+            refresh_aggregates(backend.records, backend.tables, dataset, days, engine_for(settings))
             log().info("aggregated", extra={"dataset": dataset, "files": len(files)})
     except TransientError:
         raise
     except _terminal() as exc:
-        message = f"the stage's KPIs could not be computed: {type(exc).__name__}: {exc}"
-        for key, state in states.items():
-            if state.status == FileStatus.IN_PROGRESS:
-                failed = fail_file(backend, settings, state.key, message, sha256=state.sha256)
-                runs.write_state(backend.store, key, failed)
-                metrics.count("FilesFailed", 1)
-        log().error("stage failed", extra={"results": results, "error": mask_email(message)})
+        message = f"KPIs not refreshed, retried later: {_failure(results, exc)}"
+        for state in committed.values():
+            _note(rt, state, message)
+        metrics.count("FilesUnpublished", len(committed))
+        log().error("stage not published", extra={"results": results, "error": mask_email(message)})
+        raise NotPublished(message) from exc
+    left = 0
+    for key, state in committed.items():
+        try:
+            done = publish(backend, settings, state, refresh=False)
+        except (TransientError, StoreUnavailable, StoreBroken):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one file's publish must not stop the others
+            left += 1
+            _note(rt, state, f"publish failed, retried later: {describe(state.key, exc)}")
+            log().error("publish failed", extra={"key": state.key, "error": mask_email(str(exc))})
+            continue
+        runs.write_state(backend.store, key, done)
+    metrics.count("FilesProcessed", len(committed) - left)
+    metrics.count("FilesUnpublished", left)
+    if left:
+        raise NotPublished(f"{left} committed file(s) of {results} not published")
     return list(runs.read_states(backend.store, results).values())
+
+
+def _settled(rt: Runtime, state: StepState) -> bool:
+    record = rt.backend.tables.get_file(state.seq)
+    return record is not None and record.settled
+
+
+def _note(rt: Runtime, state: StepState, error: str) -> None:
+    """Keep ``error`` in the lineage row of a committed version left to publish."""
+    record = rt.backend.tables.get_file(state.seq)
+    if record is not None:
+        record.error = error
+        rt.backend.tables.update_file(record)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -164,6 +195,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TransientError as exc:
         log().warning("transient failure, retried", extra={"error": mask_email(str(exc))})
         return EXIT_TRANSIENT
+    except NotPublished:
+        return EXIT_NOT_PUBLISHED
     finally:
         metrics.flush()
     return EXIT_OK

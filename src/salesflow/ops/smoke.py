@@ -68,8 +68,12 @@ def smoke_sale(run: str) -> bytes:
 
 
 def _final(backend: Backend, key: str) -> FileRecord | None:
-    record = backend.tables.get_file(key)
+    """The newest version of ``key`` once it is final and, if committed, published."""
+    versions = backend.tables.list_files(key=key)
+    record = versions[-1] if versions else None
     if record is None or record.status == FileStatus.IN_PROGRESS:
+        return None
+    if record.status == FileStatus.SUCCESS and not record.settled:
         return None
     return record
 

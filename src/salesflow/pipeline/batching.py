@@ -1,9 +1,11 @@
-"""Smart batching for products, orders and order_items (seed 004).
+"""Smart batching for products, orders and order_items, exactly as seed 004 runs it.
 
-A batch runs at once when ``min_files`` files wait, or when at least ``min_trio`` files with
-one of each dataset wait and ``quiet_seconds`` pass with no new file. Files of a batch run
-in dependency order (products, then orders, then order_items) so referential checks see the
-batch's own products and orders. Every other dataset is processed as soon as it lands.
+A batch runs when **both** at least ``min_files`` files wait **and** each of the batched
+datasets has at least one file waiting; or ``quiet_seconds`` (20 minutes) after the trio
+*first became complete*, however many files arrive meanwhile (the timer never restarts).
+Files of a batch run in dependency order (products, then orders, then order_items) and by
+arrival within a dataset, so referential checks see the batch's own products and orders.
+Every other dataset is processed as soon as it lands.
 """
 
 from __future__ import annotations
@@ -22,19 +24,26 @@ def order_batch(files: Sequence[PendingFile], datasets: Sequence[str]) -> list[P
     return sorted(files, key=lambda f: (rank.get(f.dataset, len(rank)), f.arrived_at, f.key))
 
 
+def trio_complete_at(pending: Sequence[PendingFile], rules: BatchingSettings) -> datetime | None:
+    """When the waiting files first held one file of each batched dataset (the latest of
+    each dataset's earliest arrival), or None while one dataset has no file waiting."""
+    firsts = []
+    for dataset in rules.datasets:
+        arrivals = [f.arrived_at for f in pending if f.dataset == dataset]
+        if not arrivals:
+            return None
+        firsts.append(min(arrivals))
+    return max(firsts)
+
+
 def batch_due(pending: Sequence[PendingFile], rules: BatchingSettings, now: datetime) -> str | None:
     """Why the waiting files should run now (``"count"`` or ``"timer"``), or None to wait."""
-    if not pending:
+    complete = trio_complete_at(pending, rules)
+    if complete is None:
         return None
     if len(pending) >= rules.min_files:
         return "count"
-    types = {f.dataset for f in pending}
-    quiet = (now - max(f.arrived_at for f in pending)).total_seconds()
-    if (
-        len(pending) >= rules.min_trio
-        and set(rules.datasets) <= types
-        and quiet >= rules.quiet_seconds
-    ):
+    if (now - complete).total_seconds() >= rules.quiet_seconds:
         return "timer"
     return None
 
@@ -42,20 +51,19 @@ def batch_due(pending: Sequence[PendingFile], rules: BatchingSettings, now: date
 def seconds_until_due(
     pending: Sequence[PendingFile], rules: BatchingSettings, now: datetime
 ) -> float | None:
-    """How long until the timer would fire with no new file, or None if it cannot fire."""
-    types = {f.dataset for f in pending}
-    if len(pending) < rules.min_trio or not set(rules.datasets) <= types:
+    """How long until the timer fires, or None while the trio is incomplete."""
+    complete = trio_complete_at(pending, rules)
+    if complete is None:
         return None
-    quiet = (now - max(f.arrived_at for f in pending)).total_seconds()
-    return max(0.0, rules.quiet_seconds - quiet)
+    return max(0.0, rules.quiet_seconds - (now - complete).total_seconds())
 
 
 def decide_batch(
     tables: Tables, rules: BatchingSettings, now: datetime
 ) -> list[PendingFile] | None:
-    """The batch to run now, in order, or None. The caller removes them from pending once
-    it has handed them over (``Tables.remove_pending``)."""
+    """The batch to run now, in order, capped at ``rules.max_files``, or None. The caller
+    removes them from pending once it has started them (``Tables.remove_pending``)."""
     pending = tables.list_pending()
     if batch_due(pending, rules, now) is None:
         return None
-    return order_batch(pending, rules.datasets)
+    return order_batch(pending, rules.datasets)[: rules.max_files]

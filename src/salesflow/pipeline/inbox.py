@@ -1,4 +1,14 @@
-"""What the service does on each tick: find new files, process or batch them, send alerts."""
+"""What the service does on each tick: find new files, process or batch them, send alerts.
+
+Files are taken in arrival order once they have settled (size and mtime unchanged for
+``settings.settle_seconds``); temporary names and dotfiles are left alone. Detection reads a
+file's first bytes once per version (``Detections``), so a file waiting for its batch costs a
+listing entry per tick, not a read.
+
+Alerts go out beside this: the service delivers them on its own thread
+(``pipeline.alert_loop``, ``tick(deliver=False)``); ``ingest`` delivers what is due at its end
+within ``alerts.ingest_budget_seconds``.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +21,12 @@ from pathlib import Path
 
 from salesflow import layout
 from salesflow.config import Settings
-from salesflow.errors import FileLevelError, TransientError
-from salesflow.models import PendingFile, utcnow
+from salesflow.errors import StoreUnavailable, TransientError
+from salesflow.models import FileStatus, ObjectInfo, PendingFile, utcnow
 from salesflow.pipeline.batching import batch_due, order_batch
-from salesflow.pipeline.delivery import DeliveryResult, deliver_alerts
+from salesflow.pipeline.delivery import DeliveryResult, deliver_due
 from salesflow.pipeline.state import StepState
-from salesflow.pipeline.steps import (
-    HEAD_BYTES,
-    process_file,
-    recover,
-    resolve_dataset,
-    settle_archived,
-)
+from salesflow.pipeline.steps import HEAD_BYTES, claim, detect, process_file, recover
 from salesflow.ports import Backend
 
 log = logging.getLogger(__name__)
@@ -36,8 +40,57 @@ class TickResult:
     pending: int = 0
     batch_reason: str | None = None
     alerts: DeliveryResult = field(default_factory=DeliveryResult)
+    """What ``tick(deliver=True)`` delivered (the service delivers on its own thread)."""
     retry_later: list[str] = field(default_factory=list)
     unsettled: int = 0
+    """Files seen but not yet settled: look again in ``settle_seconds``."""
+
+
+class Detections:
+    """The dataset of each object version, detected once (the service keeps one)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], str | None] = {}
+
+    def dataset(self, backend: Backend, info: ObjectInfo) -> str | None:
+        token = (info.key, info.version)
+        if token not in self._seen:
+            self._seen[token] = _detect(backend, info.key)
+            if len(self._seen) > 100_000:  # forget the oldest half; they are long gone
+                for old in list(self._seen)[:50_000]:
+                    del self._seen[old]
+        return self._seen[token]
+
+
+def _detect(backend: Backend, key: str) -> str | None:
+    """The dataset of the object at ``key``, or None; never raises."""
+    try:
+        with backend.store.fetch(key) as path, path.open("rb") as fh:
+            head = fh.read(HEAD_BYTES)
+    except Exception:  # noqa: BLE001 - a link, a vanished or unreadable file: process it to fail
+        return None
+    return detect(key, head)
+
+
+def ready(
+    infos: Sequence[ObjectInfo], now: datetime, settle_seconds: float
+) -> tuple[list[ObjectInfo], int]:
+    """The inbox objects to take now, in arrival order, and how many are still settling.
+
+    Temporary names and dotfiles are skipped; an object modified less than
+    ``settle_seconds`` ago may still be written in place and waits.
+    """
+    taken: list[ObjectInfo] = []
+    settling = 0
+    for info in infos:
+        if layout.is_temporary(info.key):
+            continue
+        if (now - info.modified).total_seconds() < settle_seconds:
+            settling += 1
+            continue
+        taken.append(info)
+    taken.sort(key=lambda i: (i.modified, i.key))
+    return taken, settling
 
 
 def _prune(backend: Backend, waiting: list[PendingFile]) -> list[PendingFile]:
@@ -49,38 +102,30 @@ def _prune(backend: Backend, waiting: list[PendingFile]) -> list[PendingFile]:
     return [p for p in waiting if p.key not in gone]
 
 
-def _dataset_of(backend: Backend, key: str) -> str | None:
-    prefixed = layout.inbox_dataset(key)
-    if prefixed:
-        return prefixed
-    try:
-        with backend.store.fetch(key) as path, path.open("rb") as fh:
-            head = fh.read(HEAD_BYTES)
-        return resolve_dataset(key, head, None)
-    except (FileLevelError, FileNotFoundError):
-        return None
-
-
 def tick(
     backend: Backend,
     settings: Settings,
     *,
     now: datetime | None = None,
     force_batch: bool = False,
-    settle_seconds: float = 0.0,
+    settle_seconds: float | None = None,
+    detections: Detections | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    deliver: bool = True,
 ) -> TickResult:
     """One pass over the inbox. Batched datasets wait for their batch; the rest run now.
 
-    ``force_batch`` runs waiting batch files at once. ``settle_seconds`` leaves alone files
-    modified more recently than that (a writer that does not rename may still be writing);
-    ``result.unsettled`` counts them so the caller looks again soon. ``should_stop`` is
-    asked before each file, so a SIGTERM stops the service between files.
+    ``force_batch`` runs waiting batch files at once. ``should_stop`` is asked before each
+    file, so a SIGTERM stops the service between files. ``deliver=False`` leaves alert
+    delivery to the caller (the service delivers on its own thread).
     """
     now = now or utcnow()
+    settle = settings.settle_seconds if settle_seconds is None else settle_seconds
+    detections = detections or Detections()
     result = TickResult()
-    _scan(backend, settings, result, now, settle_seconds, progress, should_stop)
+    infos, result.unsettled = ready(backend.store.list(layout.INBOX), now, settle)
+    _scan(backend, settings, infos, detections, result, progress, should_stop)
     waiting = _prune(backend, backend.tables.list_pending())
     # A batch a crash interrupted is finished first, whatever the rules say now.
     resumed = backend.store.exists(layout.BATCH_MARKER)
@@ -89,42 +134,43 @@ def tick(
     else:
         result.batch_reason = batch_due(waiting, settings.batching, now)
     if result.batch_reason and not should_stop():
-        batch = order_batch(waiting, settings.batching.datasets)
+        batch = order_batch(waiting, settings.batching.datasets)[: settings.batching.max_files]
         if not resumed:
             backend.store.put_bytes(layout.BATCH_MARKER, "\n".join(p.key for p in batch).encode())
         _run_batch(backend, settings, batch, result, progress, should_stop)
     result.pending = len(backend.tables.list_pending())
-    result.alerts = deliver_alerts(backend, max_attempts=settings.alerts.max_attempts)
+    if deliver:
+        result.alerts = deliver_due(backend, settings.alerts)
     return result
 
 
 def _scan(
     backend: Backend,
     settings: Settings,
+    infos: Sequence[ObjectInfo],
+    detections: Detections,
     result: TickResult,
-    now: datetime,
-    settle_seconds: float,
     progress: Progress | None,
     should_stop: Callable[[], bool],
 ) -> None:
-    """Run what lands in the inbox now; remember batched files as pending."""
+    """Run what is ready in the inbox now; remember batched files as pending."""
     batched = set(settings.batching.datasets)
-    for info in backend.store.list(layout.INBOX):
+    for info in infos:
         if should_stop():
             return
-        if settle_seconds and (now - info.modified).total_seconds() < settle_seconds:
-            result.unsettled += 1
+        dataset = detections.dataset(backend, info)
+        if dataset not in batched or _finished(backend, info):
+            _run(backend, settings, info.key, dataset, result, progress)
             continue
-        dataset = _dataset_of(backend, info.key)
-        if dataset not in batched:
-            _run(backend, settings, info.key, None, result, progress)
-            continue
-        settled = settle_archived(backend, info.key)
-        if settled is not None:
-            result.processed.append(settled)
-            continue
-        pending = PendingFile(key=info.key, dataset=dataset, arrived_at=info.modified)
-        backend.tables.add_pending(pending)
+        backend.tables.add_pending(
+            PendingFile(key=info.key, dataset=dataset, arrived_at=info.modified)
+        )
+
+
+def _finished(backend: Backend, info: ObjectInfo) -> bool:
+    """Whether this version already has a final lineage row (a crash before its move)."""
+    known = backend.tables.find_version(info.key, info.version)
+    return known is not None and known.status != FileStatus.IN_PROGRESS
 
 
 def _run_batch(
@@ -156,6 +202,8 @@ def _run(
 ) -> None:
     try:
         state = process_file(backend, settings, key, dataset=dataset)
+    except StoreUnavailable:
+        raise
     except TransientError as exc:
         log.warning("%s: will retry: %s", key, exc)
         result.retry_later.append(key)
@@ -170,21 +218,29 @@ def _local_dataset(path: Path) -> str | None:
     clear error once in the bucket)."""
     try:
         with path.open("rb") as fh:
-            return resolve_dataset(path.name, fh.read(HEAD_BYTES), None)
-    except (FileLevelError, OSError):
+            return detect(path.name, fh.read(HEAD_BYTES))
+    except OSError:
         return None
 
 
-def inbox_key_for(backend: Backend, name: str, dataset: str | None) -> str:
-    """A free inbox key for a file called ``name`` (``inbox/<dataset>/<name>``)."""
-    base = posixpath.basename(name.replace("\\", "/")) or "upload"
+def place(backend: Backend, settings: Settings, path: Path, dataset: str | None) -> str:
+    """Put a local file into the inbox as ``inbox/<dataset>/<name>`` and return its key.
+
+    The key is the file's name, so a file re-sent under the same name is a new version of
+    the same source. If an earlier arrival still waits at that key, it is processed first.
+    """
+    base = posixpath.basename(str(path).replace("\\", "/")) or "upload"
     folder = f"{layout.INBOX}{dataset}/" if dataset else layout.INBOX
     key = layout.check_key(folder + base)
-    stem, dot, ext = base.partition(".")
-    n = 1
-    while backend.store.exists(key):
-        n += 1
-        key = layout.check_key(f"{folder}{stem}-{n}{dot}{ext}")
+    if backend.store.exists(key):
+        process_file(backend, settings, key, dataset=dataset)
+    if backend.store.exists(key):  # another process holds it: keep both, under a new name
+        stem, dot, ext = base.partition(".")
+        n = 1
+        while backend.store.exists(key):
+            n += 1
+            key = layout.check_key(f"{folder}{stem}-{n}{dot}{ext}")
+    backend.store.put_file(key, path)
     return key
 
 
@@ -198,24 +254,37 @@ def ingest(
 ) -> list[StepState]:
     """Put local files into the inbox and process them now, bypassing the batching wait.
 
-    Files are ordered like a batch (products, orders, order_items, then the rest) so
-    referential checks see the products and orders given in the same call.
+    Files are ordered like a batch (products, orders, order_items, then the rest) and by the
+    order given, so referential checks see the products and orders given in the same call
+    and a later file of the same source is the newer version.
+    Due alerts are then delivered for about ``alerts.ingest_budget_seconds``; the rest
+    stay PENDING for the service or ``salesflow alerts retry``.
     """
     recover(backend, settings)  # finish what a crashed run left first
-    placed: list[tuple[str, str | None]] = []
-    for path in paths:
-        name = dataset or _local_dataset(path)
-        key = inbox_key_for(backend, path.name, name)
-        backend.store.put_file(key, path)
-        placed.append((key, name))
     rank = {name: i for i, name in enumerate(settings.batching.datasets)}
-    placed.sort(key=lambda kd: rank.get(kd[1] or "", len(rank)))
+    named = [(path, dataset or _local_dataset(path)) for path in paths]
+    named.sort(key=lambda pd: rank.get(pd[1] or "", len(rank)))
+    queued: list[StepState] = []
+    for path, name in named:  # every file is accepted (claimed) before any is processed
+        key = place(backend, settings, path, name)
+        queued.append(_queue(backend, settings, key, name))
     states: list[StepState] = []
-    for key, name in placed:
-        state = process_file(backend, settings, key, dataset=name)
+    for state in queued:
+        if not state.done:
+            state = process_file(backend, settings, state.key, dataset=state.dataset)
         states.append(state)
+        backend.tables.remove_pending([state.key])
         if progress:
             progress(state)
-    backend.tables.remove_pending([k for k, _ in placed])
-    deliver_alerts(backend, max_attempts=settings.alerts.max_attempts)
+    deliver_due(backend, settings.alerts, budget=settings.alerts.ingest_budget_seconds)
     return states
+
+
+def _queue(backend: Backend, settings: Settings, key: str, dataset: str | None) -> StepState:
+    """Claim a placed file without starting it; a file that cannot even be claimed fails."""
+    try:
+        return claim(backend, settings, key, dataset=dataset, queued=True)
+    except StoreUnavailable:
+        raise
+    except Exception:  # noqa: BLE001 - process_file fails it with the reason
+        return process_file(backend, settings, key, dataset=dataset)

@@ -1,4 +1,5 @@
-"""The small, JSON-safe state one file carries between steps (and Step Functions states)."""
+"""The small, JSON-safe state one file version carries between steps (and Step Functions
+states). The lineage row (``Tables.get_file(seq)``) is the truth; this is a summary of it."""
 
 from __future__ import annotations
 
@@ -12,30 +13,27 @@ from salesflow.models import FileRecord, FileStatus
 
 @dataclass
 class StepState:
-    """Where one file is in the pipeline.
-
-    ``key`` is the object's inbox key; ``lineage_key`` is its row in processed_files (the
-    same key, or ``<key>#<seq>`` when a different file was already processed under that key).
-    """
+    """Where one file version is in the pipeline: its inbox ``key`` and lineage ``seq``."""
 
     key: str
     dataset: str
-    lineage_key: str
     seq: int
     sha256: str
     status: str
     rows_in: int = 0
     valid: int = 0
     rejected: int = 0
+    superseded: int = 0
     alerts: int = 0
     days: list[str] = field(default_factory=list)
     archive_key: str | None = None
     report_key: str | None = None
     error: str | None = None
+    attempts: int = 1
 
     @property
     def done(self) -> bool:
-        """True once the file needs no more steps (DUPLICATE, SUCCESS or FAILED)."""
+        """True once the version needs no more processing (it is no longer IN_PROGRESS)."""
         return self.status != FileStatus.IN_PROGRESS
 
     @property
@@ -51,31 +49,20 @@ class StepState:
         return cls(**{k: v for k, v in d.items() if k in names})
 
     @classmethod
-    def of(cls, record: FileRecord, key: str) -> StepState:
+    def of(cls, record: FileRecord) -> StepState:
         return cls(
-            key=key,
+            key=record.key,
             dataset=record.dataset,
-            lineage_key=record.key,
             seq=record.seq,
             sha256=record.sha256,
             status=record.status.value,
             rows_in=record.rows_in,
             valid=record.valid,
             rejected=record.rejected,
+            superseded=record.superseded,
+            days=list(record.days),
             archive_key=record.archive_key,
             report_key=record.report_key,
             error=record.error,
+            attempts=record.attempts,
         )
-
-
-def lineage_key(key: str, seq: int, *, taken: bool) -> str:
-    """The lineage row for a new arrival at ``key``: ``key``, or ``key#seq`` if already taken."""
-    return f"{key}#{seq}" if taken else key
-
-
-def inbox_key_of(record: FileRecord) -> str:
-    """The inbox key a lineage row was made for (undoes ``lineage_key``)."""
-    head, sep, tail = record.key.rpartition("#")
-    if sep and tail == str(record.seq):
-        return head
-    return record.key

@@ -1,37 +1,49 @@
-"""The steps one file goes through: start, load, aggregate, finish (or fail).
+"""The steps one file version goes through: claim, load, commit, publish (or fail).
 
-Every step is idempotent, so a crash at any point followed by a redo ends in the same state
-as a run with no crash:
+See docs/design.md §4. Everything before ``commit`` is invisible and discarded by a redo;
+everything after it is idempotent, so a crash anywhere followed by ``recover`` ends in the
+same state as a run with no crash:
 
-- ``start_file`` hashes the object, records lineage IN_PROGRESS (or DUPLICATE), and resumes
-  a row a crash left IN_PROGRESS instead of starting another;
-- ``load_file`` first drops whatever an earlier attempt of the same file wrote, then writes
-  records (keyed by file ``seq`` and chunk), dead letters (ids from the file hash and record
-  number) and alerts (ids from the record key);
-- ``aggregate`` recomputes totals and KPIs from the stored records;
-- ``finish_file`` writes the report, marks lineage final, then moves the object to its
-  archive key; a final row whose object is still in the inbox only needs that move.
+- ``claim`` hashes the object and claims its version with a conditional lineage write
+  (attempts counted before any work, so they survive ``kill -9``), or resumes a crashed
+  claim, or records a DUPLICATE;
+- ``load`` validates chunk by chunk: valid records to the record store, rejected records and
+  alerts spooled under ``work/<seq>/`` for publish;
+- ``commit`` checks the object is still the version that was read, then marks lineage
+  SUCCESS with the commit marker in one transaction;
+- ``publish`` sends the spooled letters and alerts, refreshes totals and KPIs, moves the object
+  to its unique archive key, and marks the row settled.
 
-Locally ``process_file`` runs them in a row; on AWS each is a Step Functions task.
+``process_file`` runs them in a row and isolates failures: anything raised while one file is
+processed fails that file, never the caller. Only the state store's own failures propagate.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import signal
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from salesflow import layout
 from salesflow.config import Settings
-from salesflow.errors import FileLevelError, SalesflowError, TransientError, UnknownDatasetError
+from salesflow.errors import (
+    FileLevelError,
+    SalesflowError,
+    StoreBroken,
+    StoreUnavailable,
+    TransientError,
+)
 from salesflow.models import FileRecord, FileStatus, utcnow
-from salesflow.pipeline.state import StepState, inbox_key_of, lineage_key
+from salesflow.pipeline import redrive
+from salesflow.pipeline.state import StepState
 from salesflow.ports import Backend
 
 if TYPE_CHECKING:
@@ -39,22 +51,34 @@ if TYPE_CHECKING:
 
     from salesflow.validation import Reference
 
-# Polars, the datasets and validation are imported by the steps that use them: the archive and
-# mark-failed steps run in light AWS Lambda functions whose package holds no Polars or numpy.
+# Polars, the datasets, the engines and the KPIs are imported by the steps that use them: the
+# AWS mark-failed step (``fail_key``) runs in a light Lambda whose package holds no Polars.
 
 log = logging.getLogger(__name__)
 
-
-def failpoint(settings: Settings, name: str) -> None:
-    """Die here, as a power cut would, when ``settings.failpoint`` names this step.
-
-    The crash tests use it to kill a real process at an exact point; it is off by default.
-    """
-    if settings.failpoint == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
 HEAD_BYTES = 64 * 1024
+ERROR_CHARS = 600
+"""An error kept in lineage is cut to this length (a poison file can raise huge messages)."""
+
+
+class InjectedFailure(RuntimeError):
+    """What ``raise:<step>`` failpoints raise: an error no code path expects."""
+
+
+def failpoint(settings: Settings, name: str, dataset: str | None = None) -> None:
+    """Die here, as a power cut would, when ``settings.failpoint`` names this step; or, with
+    ``raise:<step>[:<dataset>]``, raise an error nothing expects (for that dataset only).
+
+    The crash and isolation tests use it to break a real process at an exact point; it is
+    off by default.
+    """
+    point = settings.failpoint
+    if point == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if point and point.startswith("raise:"):
+        step, _, only = point.removeprefix("raise:").partition(":")
+        if step == name and only in ("", dataset):
+            raise InjectedFailure(f"failpoint {point}: an unexpected error")
 
 
 def _hash(path: Path) -> tuple[str, int, bytes]:
@@ -72,48 +96,58 @@ def _hash(path: Path) -> tuple[str, int, bytes]:
 
 
 def resolve_dataset(key: str, head: bytes, explicit: str | None) -> str:
-    """``explicit`` > the ``inbox/<dataset>/`` prefix > the header or JSON shape."""
-    from salesflow.datasets import detect_dataset, get_spec
+    """``explicit`` > the ``inbox/<dataset>/`` prefix > the header or JSON shape.
+
+    Raises ``FileLevelError`` (empty file, unknown dataset); see ``detect`` for a version
+    that never raises.
+    """
+    from salesflow.datasets import dataset_of_folder, detect_dataset, get_spec, undetected
 
     if explicit:
         return get_spec(explicit).name
-    prefixed = layout.inbox_dataset(key)
+    prefixed = dataset_of_folder(layout.inbox_dataset(key))
     if prefixed:
-        try:
-            return get_spec(prefixed).name
-        except SalesflowError:
-            pass
+        return prefixed
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
         raise FileLevelError(
             key, "the file is empty", rule="structure.empty", hint="upload the file again"
         )
     detected = detect_dataset(key, head)
     if detected is None:
-        raise UnknownDatasetError(key)
+        raise undetected(key, head)
     return detected
 
 
-def settle_archived(backend: Backend, key: str) -> StepState | None:
-    """If the object at ``key`` is a file whose lineage is already final (a crash came
-    between the lineage commit and the move), finish the move and return its state."""
-    record = backend.tables.get_file(key)
-    if record is None or record.status == FileStatus.IN_PROGRESS:
+def detect(key: str, head: bytes) -> str | None:
+    """The dataset of a file, or None when it cannot be told; never raises, whatever the
+    bytes (a binary or compressed file is simply unknown and fails once processed)."""
+    try:
+        return resolve_dataset(key, head, None)
+    except Exception:  # noqa: BLE001 - detection of arbitrary bytes must not stop anything
         return None
-    if _sha_or_missing(backend, key) != record.sha256 or _resent(backend, record, key):
-        return None
-    return _complete_archive(backend, record, key)
 
 
-def _resent(backend: Backend, record: FileRecord, key: str) -> bool:
-    """Whether the object at ``key`` was uploaded again after ``record`` finished (a re-send,
-    recorded DUPLICATE) rather than left behind by a crash before the move."""
-    if record.finished_at is None:
-        return False
-    uploaded = [o.modified for o in backend.store.list(key) if o.key == key]
-    return bool(uploaded) and uploaded[0] > record.finished_at
+def describe(key: str, exc: BaseException) -> str:
+    """One line for lineage and the console: salesflow's own message, or the exception type
+    and message for anything else, cut to ``ERROR_CHARS``."""
+    if isinstance(exc, SalesflowError):
+        text = str(exc)
+    else:
+        text = f"{key}: {type(exc).__name__}: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= ERROR_CHARS else text[: ERROR_CHARS - 1] + "…"
 
 
-def start_file(
+# ------------------------------------------------------------------------------------ claim
+
+
+def _archive_key(record: FileRecord, *, ok: bool, when: datetime | None = None) -> str:
+    return layout.archive_key_for(
+        record.key, record.dataset, record.seq, ok=ok, when=when or record.started_at
+    )
+
+
+def claim(
     backend: Backend,
     settings: Settings,
     key: str,
@@ -121,67 +155,127 @@ def start_file(
     dataset: str | None = None,
     now: datetime | None = None,
     dedup: bool = True,
+    origin: str | None = None,
+    queued: bool = False,
 ) -> StepState:
-    """Hash the object, dedup it, and open (or resume) its lineage row.
+    """Claim the version of the object now at ``key``, or resume or settle a known one.
 
-    ``dedup=False`` processes content seen before (a redrive of unchanged records, whose
-    references may exist now)."""
+    ``queued`` claims without starting (``attempts`` 0): ``ingest`` claims every file it
+    places before processing any, so a crash never leaves an accepted file unaccounted for.
+
+    A new version is hashed, gets a fresh ``seq`` and a lineage row IN_PROGRESS through the
+    conditional ``Tables.claim`` (another process that claimed it first wins). A crashed
+    claim is resumed with ``attempts + 1``; past ``settings.max_attempts`` it is failed. A
+    final row whose object is still in the inbox (a crash before the move) only gets moved.
+    Content seen before (same sha256, SUCCESS) is recorded DUPLICATE and archived.
+    """
     layout.check_key(key)
     now = now or utcnow()
     tables = backend.tables
-    try:
-        with backend.store.fetch(key) as path:
-            sha, size, head = _hash(path)
-    except FileNotFoundError as exc:
-        done = tables.get_file(key)
-        if done is not None and done.status != FileStatus.IN_PROGRESS:
-            return StepState.of(done, key)  # already processed and archived: nothing to do
+    info = backend.store.stat(key)
+    if info is None:
         raise FileLevelError(
             key, "the object is not in the bucket", rule="structure.missing", hint="upload it again"
-        ) from exc
+        )
+    known = tables.find_version(key, info.version)
+    if known is not None:
+        if known.status != FileStatus.IN_PROGRESS:
+            return _settle(backend, known)
+        if queued:
+            return StepState.of(known)
+        return _resume(backend, settings, known, now, dedup=dedup)
 
-    resumed = tables.find_by_sha(sha, FileStatus.IN_PROGRESS)
-    if resumed is not None and inbox_key_of(resumed) == key:
-        resumed.attempts += 1
-        tables.put_file(resumed)
-        return StepState.of(resumed, key)
-
-    existing = tables.get_file(key)
-    if existing is not None and existing.sha256 == sha and not _resent(backend, existing, key):
-        # Lineage is final but a crash came before the move: only the move is left.
-        return _complete_archive(backend, existing, key)
-
+    with backend.store.fetch(key) as path:
+        sha, size, head = _hash(path)
+    problem: FileLevelError | None = None
     try:
         name = resolve_dataset(key, head, dataset)
     except FileLevelError as exc:
-        return fail_file(backend, settings, key, str(exc), sha256=sha, size=size, now=now)
+        from salesflow.datasets import dataset_of_folder
 
-    seq = tables.next_seq()
+        name = dataset or dataset_of_folder(layout.inbox_dataset(key)) or "unknown"
+        problem = exc
     record = FileRecord(
-        key=lineage_key(key, seq, taken=existing is not None),
+        key=key,
         sha256=sha,
         size=size,
         dataset=name,
-        seq=seq,
+        seq=tables.next_seq(),
         started_at=now,
+        version=info.version,
+        arrived_at=info.modified,
+        source=layout.source_name(key, name),
+        origin=origin,
+        attempts=0 if queued else 1,
     )
-    original = tables.find_by_sha(sha, FileStatus.SUCCESS) if dedup else None
-    if original is not None:
-        record.status = FileStatus.DUPLICATE
-        record.finished_at = now
-        record.archive_key = layout.archive_key(key, name, ok=True, when=now)
-        record.error = f"same content as {original.key} (seq {original.seq})"
-        tables.put_file(record)
-        return _complete_archive(backend, record, key)
-    tables.put_file(record)
-    failpoint(settings, "after_start")
-    return StepState.of(record, key)
+    record, inserted = tables.claim(record)
+    if not inserted:  # another process claimed this version first
+        return StepState.of(record)
+    if problem is not None:
+        return fail(backend, settings, StepState.of(record), str(problem), now=now)
+    duplicate = _duplicate(backend, record, now) if dedup else None
+    return duplicate or StepState.of(record)
 
 
-def _complete_archive(backend: Backend, record: FileRecord, key: str) -> StepState:
-    if record.archive_key and backend.store.exists(key):
-        backend.store.move(key, record.archive_key)
-    return StepState.of(record, key)
+def _duplicate(backend: Backend, record: FileRecord, now: datetime) -> StepState | None:
+    """Record the version DUPLICATE and archive it if its content was stored before."""
+    original = backend.tables.find_by_sha(record.sha256, FileStatus.SUCCESS)
+    if original is None or original.seq == record.seq:
+        return None
+    record.status = FileStatus.DUPLICATE
+    record.finished_at = now
+    record.archive_key = _archive_key(record, ok=True, when=now)
+    record.error = f"same content as {original.key} (seq {original.seq})"
+    record.settled = True
+    if backend.tables.update_file(record, expect=FileStatus.IN_PROGRESS):
+        _move_if_unchanged(backend, record)
+    return StepState.of(record)
+
+
+def _resume(
+    backend: Backend, settings: Settings, record: FileRecord, now: datetime, *, dedup: bool
+) -> StepState:
+    """A version a crash (or a transient failure) left IN_PROGRESS, or one queued by
+    ``ingest``: one more attempt, or give up once ``max_attempts`` have been started. Its
+    content may have been stored meanwhile by another version (a DUPLICATE now)."""
+    duplicate = _duplicate(backend, record, now) if dedup and record.origin is None else None
+    if duplicate is not None:
+        return duplicate
+    if record.attempts >= settings.max_attempts:
+        last = f"; the last error: {record.error}" if record.error else ""
+        return fail(
+            backend,
+            settings,
+            StepState.of(record),
+            f"{record.key}: gave up after {record.attempts} attempts, none of which finished "
+            f"(the process died or the file could not be read){last}",
+            now=now,
+        )
+    record.attempts += 1
+    backend.tables.update_file(record, expect=FileStatus.IN_PROGRESS)
+    return StepState.of(record)
+
+
+def _settle(backend: Backend, record: FileRecord) -> StepState:
+    """A final version whose object may still be in the inbox: finish its move."""
+    if record.archive_key and record.status != FileStatus.SUCCESS:
+        _move_if_unchanged(backend, record)
+    return StepState.of(record)
+
+
+def _move_if_unchanged(backend: Backend, record: FileRecord) -> bool:
+    """Move the object to ``record.archive_key`` if it is still the version ``record`` was
+    made for. A different version under the same key is a new arrival: it stays."""
+    if not record.archive_key:
+        return False
+    info = backend.store.stat(record.key)
+    if info is None or info.version != record.version:
+        return False
+    backend.store.move(record.key, record.archive_key)
+    return True
+
+
+# ------------------------------------------------------------------------------------- load
 
 
 def _reference(backend: Backend, names: set[str]) -> Reference:
@@ -193,55 +287,53 @@ def _reference(backend: Backend, names: set[str]) -> Reference:
     )
 
 
-def _store_chunk(
-    backend: Backend,
-    state: StepState,
-    dataset: str,
-    index: int,
-    valid: pl.DataFrame,
-    rejected: pl.DataFrame,
-) -> None:
-    """Write one chunk's valid records and dead letters (both idempotent)."""
-    from salesflow.pipeline.routing import dead_letters
-
-    if not valid.is_empty():
-        backend.records.write(dataset, state.seq, valid, part=index)
-    if not rejected.is_empty():
-        backend.dlq.send(dead_letters(dataset, state.key, state.sha256, rejected))
+def _spool(backend: Backend, seq: int, name: str, frame: pl.DataFrame) -> None:
+    """Keep ``frame`` under ``work/<seq>/<name>`` until publish reads it."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", compression_level=1)
+    backend.store.put_bytes(layout.work_key(seq, name), buffer.getvalue())
 
 
-def load_file(
+@contextlib.contextmanager
+def _spooled(backend: Backend, seq: int, prefix: str) -> Iterator[list[pl.DataFrame]]:
+    import polars as pl
+
+    frames = []
+    for info in backend.store.list(layout.work_key(seq, prefix)):
+        frames.append(pl.read_parquet(io.BytesIO(backend.store.get_bytes(info.key))))
+    yield frames
+
+
+def _drop_spool(backend: Backend, seq: int) -> None:
+    for info in backend.store.list(layout.work_key(seq, "")):
+        backend.store.delete(info.key)
+
+
+def load(
     backend: Backend, settings: Settings, state: StepState, *, now: datetime | None = None
 ) -> StepState:
-    """Validate the file chunk by chunk; store valid records, dead-letter the rest, queue alerts.
-
-    A chunk is stored on one background thread while the next one is validated (Polars and
-    SQLite release the GIL), with at most one chunk in flight: memory stays bounded, and a
-    failed store surfaces before the next chunk is handed over. Stores are idempotent and a
-    redo first drops ``seq``, so a crash with a store half done is redone like any other.
-    """
+    """Validate the file chunk by chunk: valid records to the store, rejected records and
+    high-value sales spooled for publish. A redo first drops what an earlier attempt wrote."""
+    if state.done:
+        return state
     import polars as pl
 
     from salesflow.datasets import get_spec
-    from salesflow.pipeline.routing import high_value_alerts
-    from salesflow.validation import FileReport, validate_path
+    from salesflow.engines import engine_for
+    from salesflow.validation import FileReport
 
-    if state.done:
-        return state
+    failpoint(settings, "after_start", state.dataset)
     now = now or utcnow()
     spec = get_spec(state.dataset)
     backend.records.drop(spec.name, state.seq)
+    _drop_spool(backend, state.seq)
     reference = _reference(backend, set(spec.references.values())) if spec.references else None
     threshold = settings.alerts.threshold_for(spec.name)
     days: set[date] = set()
     report = FileReport(file=state.key, dataset=spec.name)
     alerts = 0
-    with (
-        backend.store.fetch(state.key) as path,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="salesflow-store") as pool,
-    ):
-        stored: Future[None] | None = None
-        for chunk in validate_path(
+    with backend.store.fetch(state.key) as path:
+        for chunk in engine_for(settings).validate(
             path,
             spec,
             source=state.key,
@@ -249,147 +341,222 @@ def load_file(
             now=now,
             processing_day=now.astimezone(UTC).date(),
             chunk_rows=settings.chunk_rows,
+            scratch=settings.scratch_dir,
         ):
             valid = chunk.valid.with_columns(pl.lit(state.seq, dtype=pl.Int64).alias("_seq"))
-            if stored is not None:
-                stored.result()
-            stored = pool.submit(
-                _store_chunk, backend, state, spec.name, chunk.index, valid, chunk.rejected
-            )
             if not valid.is_empty():
+                backend.records.write(spec.name, state.seq, valid, part=chunk.index)
                 touched = backend.records.previous_days(
                     spec.name, valid.get_column("_key"), before_seq=state.seq
                 )
                 days.update(valid.get_column("_day").drop_nulls().unique().to_list())
                 days.update(touched.get_column("_day").drop_nulls().unique().to_list())
-            new = backend.tables.add_alerts(
-                high_value_alerts(
-                    spec.name, state.key, valid, threshold=threshold, sinks=_sink_names(backend)
-                )
-            )
-            alerts += len(new)
+                hits = _alert_rows(spec.name, valid, threshold)
+                if not hits.is_empty():
+                    _spool(backend, state.seq, f"alerts-{chunk.index:05d}.parquet", hits)
+                    alerts += hits.height
+            if not chunk.rejected.is_empty():
+                _spool(backend, state.seq, f"rejected-{chunk.index:05d}.parquet", chunk.rejected)
             report.add(chunk)
-            if settings.failpoint == "after_chunk":
-                stored.result()  # the failpoint means "a chunk is stored"
-            failpoint(settings, "after_chunk")
-        if stored is not None:
-            stored.result()
+            failpoint(settings, "after_chunk", spec.name)
     state.rows_in, state.valid, state.rejected = report.rows_in, report.valid, report.rejected
     state.alerts = alerts
     state.days = sorted(d.isoformat() for d in days)
     state.report_key = layout.report_key(state.key, spec.name, state.seq)
     backend.store.put_bytes(state.report_key, json.dumps(report.to_dict(), indent=2).encode())
-    failpoint(settings, "after_load")
+    failpoint(settings, "after_load", spec.name)
     return state
 
 
-def _sink_names(backend: Backend) -> list[str]:
-    return [n.name for n in backend.notifiers]
+def _alert_rows(dataset: str, valid: pl.DataFrame, threshold: float) -> pl.DataFrame:
+    """The high-value sales of a chunk: ``_key`` and ``amount`` above ``threshold``."""
+    import polars as pl
+
+    if "amount" not in valid.columns:
+        return pl.DataFrame(schema={"_key": pl.String, "amount": pl.Float64})
+    return valid.filter(pl.col("amount") > threshold).select("_key", "amount")
 
 
-def aggregate(backend: Backend, settings: Settings, state: StepState) -> StepState:
-    """Recompute the totals and KPIs the file touched, from the stored records."""
-    if state.status == FileStatus.IN_PROGRESS:
-        from salesflow.kpis import refresh_aggregates
-
-        refresh_aggregates(backend.records, backend.tables, state.dataset, state.day_dates)
-        failpoint(settings, "after_aggregate")
-    return state
+# ----------------------------------------------------------------------------------- commit
 
 
-def finish_file(
+def commit(
     backend: Backend, settings: Settings, state: StepState, *, now: datetime | None = None
 ) -> StepState:
-    """Mark lineage SUCCESS with the counts, then move the object to ``processed/``."""
+    """Make the version's effect final, in one state-store transaction: lineage SUCCESS with
+    its counts, and its commit marker. Before that, the object must still be the version that
+    was read: if it changed, nothing of this version is kept (CHANGED) and the new content
+    is claimed as a new version on the next pass."""
     if state.done:
         return state
     now = now or utcnow()
-    record = backend.tables.get_file(state.lineage_key)
-    if record is None:
-        raise TransientError(
-            f"{state.key}: lineage row {state.lineage_key!r} vanished", hint="retry the file"
-        )
+    record = _row(backend, state)
+    info = backend.store.stat(record.key)
+    if info is None or info.version != record.version:
+        return _changed(backend, record, now)
     record.status = FileStatus.SUCCESS
     record.rows_in, record.valid, record.rejected = state.rows_in, state.valid, state.rejected
+    record.superseded = state.superseded
     record.report_key = state.report_key
-    record.archive_key = layout.archive_key(
-        state.key, state.dataset, ok=True, when=record.started_at
-    )
+    record.days = list(state.days)
+    record.archive_key = _archive_key(record, ok=True)
     record.finished_at = now
+    record.commit = record.seq
     record.error = None
-    backend.tables.put_file(record)
-    failpoint(settings, "after_lineage")
-    _complete_archive(backend, record, state.key)
-    state.status = record.status.value
-    state.archive_key = record.archive_key
-    return state
+    if not backend.tables.commit_files([record], commit=record.seq):
+        current = _row(backend, state)
+        return StepState.of(current)  # another process finished or failed it meanwhile
+    failpoint(settings, "after_lineage", record.dataset)
+    return StepState.of(record)
 
 
-def fail_file(
+def _row(backend: Backend, state: StepState) -> FileRecord:
+    record = backend.tables.get_file(state.seq)
+    if record is None:
+        raise TransientError(
+            f"{state.key}: lineage row seq {state.seq} vanished", hint="the file is retried"
+        )
+    return record
+
+
+def _changed(backend: Backend, record: FileRecord, now: datetime) -> StepState:
+    """The object under ``record.key`` is not the version that was read: drop this version."""
+    backend.records.drop(record.dataset, record.seq)
+    _drop_spool(backend, record.seq)
+    record.status = FileStatus.CHANGED
+    record.finished_at = now
+    record.rows_in = record.valid = record.rejected = record.superseded = 0
+    record.error = (
+        f"{record.key} changed while it was processed; nothing of this version was stored, "
+        "and its new content is processed as a new version"
+    )
+    record.settled = True
+    backend.tables.update_file(record, expect=FileStatus.IN_PROGRESS)
+    log.warning("%s", record.error)
+    return StepState.of(record)
+
+
+# ---------------------------------------------------------------------------------- publish
+
+
+def publish(
     backend: Backend,
     settings: Settings,
-    key: str,
+    state: StepState,
+    *,
+    now: datetime | None = None,
+    refresh: bool = True,
+) -> StepState:
+    """Everything that follows a commit, each part idempotent: letters and alerts from the
+    spool, totals and KPIs of the touched days, the archive move, the spool removed, and the
+    row marked settled. A crash anywhere in it is finished by ``recover``.
+
+    ``refresh=False`` skips the totals and KPIs: the caller refreshed them once for a group
+    of files (the AWS KPI task, over the union of a stage's days) before publishing each."""
+    record = _row(backend, state)
+    if record.status != FileStatus.SUCCESS or record.settled:
+        return StepState.of(record)
+    from salesflow.datasets import get_spec
+    from salesflow.engines import engine_for
+    from salesflow.kpis import refresh_aggregates
+    from salesflow.pipeline.routing import dead_letters, high_value_alerts
+
+    spec = get_spec(record.dataset)
+    now = now or utcnow()
+    origins = redrive.read_origins(backend.store, record.key) if record.origin else None
+    failing: set[int] = set()
+    with _spooled(backend, record.seq, "rejected-") as frames:
+        for rejected in frames:
+            fresh = dead_letters(spec.name, record.key, record.seq, rejected)
+            if origins is not None:  # a redrive: records failing again keep their letter
+                failing.update(x.record for x in fresh)
+                fresh = redrive.fold(backend.letters, fresh, origins, record.seq, now)
+            backend.letters.put(fresh)
+    if origins is not None:
+        redrive.settle(backend.letters, origins, failing, record.seq, now)
+    threshold = settings.alerts.threshold_for(spec.name)
+    sinks = [n.name for n in backend.notifiers]
+    with _spooled(backend, record.seq, "alerts-") as frames:
+        for hits in frames:
+            backend.tables.add_alerts(
+                high_value_alerts(spec.name, record.key, hits, threshold=threshold, sinks=sinks)
+            )
+    if refresh:
+        refresh_aggregates(
+            backend.records,
+            backend.tables,
+            spec.name,
+            StepState.of(record).day_dates,
+            engine_for(settings),
+        )
+    failpoint(settings, "after_aggregate", spec.name)
+    moved = _move_if_unchanged(backend, record)
+    if not moved and backend.store.stat(record.key) is not None:
+        log.warning(
+            "%s changed after it was committed; the archive keeps no copy of seq %s, and the "
+            "new content is processed as a new version",
+            record.key,
+            record.seq,
+        )
+    _drop_spool(backend, record.seq)
+    record.settled = True
+    backend.tables.update_file(record)
+    if origins is not None:
+        redrive.drop_origins(backend.store, record.key)
+    published = StepState.of(record)
+    published.alerts = state.alerts
+    return published
+
+
+# ------------------------------------------------------------------------------------- fail
+
+
+def fail(
+    backend: Backend,
+    settings: Settings,
+    state: StepState,
     error: str,
     *,
-    sha256: str | None = None,
-    size: int = 0,
     now: datetime | None = None,
-    undo: bool = True,
 ) -> StepState:
-    """Mark the file FAILED (keeping the error), drop what it stored, move it to ``failed/``.
-
-    ``undo=False`` leaves its stored records alone (the light AWS mark-failed function, which
-    holds no Polars, until the commit protocol makes a failed file's records invisible)."""
+    """Mark the version FAILED with ``error``, drop whatever it staged or spooled, and move
+    the object to its unique ``failed/`` key. A row that is already final is left as it is."""
     now = now or utcnow()
-    tables = backend.tables
-    record = _open_record(backend, key, sha256)
-    if record is None:
-        seq = tables.next_seq()
-        existing = tables.get_file(key)
-        record = FileRecord(
-            key=lineage_key(key, seq, taken=existing is not None),
-            sha256=sha256 or _sha_or_missing(backend, key),
-            size=size,
-            dataset=layout.inbox_dataset(key) or "unknown",
-            seq=seq,
-            started_at=now,
-        )
-    if record.dataset != "unknown" and undo:
+    record = backend.tables.get_file(state.seq)
+    if record is None or record.status != FileStatus.IN_PROGRESS:
+        return StepState.of(record) if record is not None else state
+    # ImportError: the light AWS mark-failed Lambda holds no Polars (docs/aws.md); what a
+    # crashed task stored for an uncommitted version stays behind there, never committed.
+    with contextlib.suppress(SalesflowError, ImportError):
         from salesflow.datasets import get_spec
 
-        try:
-            backend.records.drop(get_spec(record.dataset).name, record.seq)
-        except SalesflowError:
-            pass
+        backend.records.drop(get_spec(record.dataset).name, record.seq)
+    _drop_spool(backend, record.seq)
     record.status = FileStatus.FAILED
     record.error = error
     record.finished_at = now
-    record.rows_in = record.valid = record.rejected = 0
-    record.archive_key = layout.archive_key(key, record.dataset, ok=False, when=now)
-    tables.put_file(record)
-    log.warning("file failed: %s", error)
-    return _complete_archive(backend, record, key)
+    record.rows_in = record.valid = record.rejected = record.superseded = 0
+    record.days = []
+    record.archive_key = _archive_key(record, ok=False, when=now)
+    record.settled = True
+    if backend.tables.update_file(record, expect=FileStatus.IN_PROGRESS):
+        log.info("file failed: %s", error)  # INFO: the caller reports it (CLI: stderr)
+        _move_if_unchanged(backend, record)
+        if record.origin:  # its letters stay open as they were
+            redrive.drop_origins(backend.store, record.key)
+    return StepState.of(record)
 
 
-def _sha_or_missing(backend: Backend, key: str) -> str:
-    """The object's sha256, or ``"missing"`` when it is gone (never empty: DynamoDB indexes it)."""
-    try:
-        with backend.store.fetch(key) as path:
-            return _hash(path)[0]
-    except FileNotFoundError:
-        return "missing"
-
-
-def _open_record(backend: Backend, key: str, sha256: str | None) -> FileRecord | None:
-    """The IN_PROGRESS lineage row of the object at ``key``, if there is one."""
-    if sha256:
-        found = backend.tables.find_by_sha(sha256, FileStatus.IN_PROGRESS)
-        if found is not None and inbox_key_of(found) == key:
-            return found
-    for record in backend.tables.list_files(FileStatus.IN_PROGRESS):
-        if inbox_key_of(record) == key:
-            return record
+def fail_key(
+    backend: Backend, settings: Settings, key: str, error: str, *, now: datetime | None = None
+) -> StepState | None:
+    """Fail the IN_PROGRESS version of the object at ``key`` (the newest, if several)."""
+    for record in reversed(backend.tables.list_files(FileStatus.IN_PROGRESS, key=key)):
+        return fail(backend, settings, StepState.of(record), error, now=now)
     return None
+
+
+# ------------------------------------------------------------------------------ the sequence
 
 
 def process_file(
@@ -400,55 +567,126 @@ def process_file(
     dataset: str | None = None,
     now: datetime | None = None,
     dedup: bool = True,
+    origin: str | None = None,
 ) -> StepState:
-    """All steps for one object in the bucket. Bad input ends FAILED, never raises;
-    a ``TransientError`` (a store down) propagates so the caller retries later."""
-    import polars as pl
-
+    """Every step for the object at ``key``. Whatever one file raises ends that file FAILED
+    (or, for a ``TransientError`` reading it, IN_PROGRESS for a later attempt); only the state
+    store's own failures (``StoreUnavailable``, ``StoreBroken``) propagate."""
     state: StepState | None = None
     try:
-        state = start_file(backend, settings, key, dataset=dataset, now=now, dedup=dedup)
-        state = load_file(backend, settings, state, now=now)
-        state = aggregate(backend, settings, state)
-        return finish_file(backend, settings, state, now=now)
-    except TransientError:
+        state = claim(backend, settings, key, dataset=dataset, now=now, dedup=dedup, origin=origin)
+        if state.done:
+            return state
+        state = load(backend, settings, state, now=now)
+        state = commit(backend, settings, state, now=now)
+    except (StoreUnavailable, StoreBroken, KeyboardInterrupt):
         raise
-    except FileLevelError as exc:
-        return fail_file(backend, settings, key, str(exc), sha256=_sha(state), now=now)
-    except (SalesflowError, pl.exceptions.PolarsError, ValueError, UnicodeError) as exc:
-        log.debug("unexpected failure processing %s", key, exc_info=True)
-        return fail_file(
-            backend,
-            settings,
-            key,
-            f"{key}: {type(exc).__name__}: {exc}",
-            sha256=_sha(state),
-            now=now,
+    except TransientError as exc:
+        if state is None:
+            raise
+        _note(backend, state, describe(key, exc))
+        raise
+    except Exception as exc:  # noqa: BLE001 - one file must never stop the others
+        log.debug("failure processing %s", key, exc_info=True)
+        if state is None:
+            return _fail_unclaimed(backend, settings, key, describe(key, exc), now)
+        return fail(backend, settings, state, describe(key, exc), now=now)
+    return publish_safely(backend, settings, state, now=now)
+
+
+def publish_safely(
+    backend: Backend, settings: Settings, state: StepState, *, now: datetime | None = None
+) -> StepState:
+    """``publish``, with a failure kept in the lineage row (the file stays SUCCESS and
+    unsettled; ``recover`` retries it) instead of raised: it is committed, not failed."""
+    if state.status != FileStatus.SUCCESS:
+        return state
+    try:
+        return publish(backend, settings, state, now=now)
+    except (StoreUnavailable, StoreBroken, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001
+        log.warning("publishing %s failed, retried later: %s", state.key, exc, exc_info=True)
+        _note(backend, state, f"publish failed, retried later: {describe(state.key, exc)}")
+        return state
+
+
+def _note(backend: Backend, state: StepState, error: str) -> None:
+    """Keep the last error of an unfinished version in its lineage row."""
+    record = backend.tables.get_file(state.seq)
+    if record is not None:
+        record.error = error
+        backend.tables.update_file(record)
+
+
+def _fail_unclaimed(
+    backend: Backend, settings: Settings, key: str, error: str, now: datetime | None
+) -> StepState:
+    """A failure before the version could be claimed (the object could not even be read):
+    claim it as a failed version so it leaves the inbox and the reason is kept."""
+    now = now or utcnow()
+    info = backend.store.stat(key)
+    if info is None:
+        return StepState(
+            key=key, dataset="unknown", seq=0, sha256="missing", status="FAILED", error=error
         )
+    from salesflow.datasets import dataset_of_folder
+
+    dataset = dataset_of_folder(layout.inbox_dataset(key)) or "unknown"
+    record = FileRecord(
+        key=key,
+        sha256="unreadable",
+        size=info.size,
+        dataset=dataset,
+        seq=backend.tables.next_seq(),
+        started_at=now,
+        version=info.version,
+        arrived_at=info.modified,
+        source=layout.source_name(key, dataset),
+    )
+    record, _ = backend.tables.claim(record)
+    return fail(backend, settings, StepState.of(record), error, now=now)
 
 
-def _sha(state: StepState | None) -> str | None:
-    return state.sha256 if state else None
+# ---------------------------------------------------------------------------------- recover
 
 
 def recover(backend: Backend, settings: Settings) -> list[StepState]:
-    """Finish every file a crash left IN_PROGRESS. Run at start-up.
+    """Finish what a crash left behind. Run before any new work.
 
-    The object is redone from the inbox; if it already reached its archive key (the lineage
-    commit was lost, e.g. to a power cut after the move), it is moved back and redone.
+    An IN_PROGRESS version is redone (one more attempt) if its object is still there; if the
+    object is found at its archive key (a power cut lost the commit after the move), it is
+    moved back and redone; a version whose object changed is CHANGED; one whose object
+    vanished is FAILED. A committed version that is not settled is published.
     """
-    done = []
+    done: list[StepState] = []
     for record in backend.tables.list_files(FileStatus.IN_PROGRESS):
-        key = inbox_key_of(record)
-        archived = layout.archive_key(key, record.dataset, ok=True, when=record.started_at)
-        if not backend.store.exists(key) and backend.store.exists(archived):
-            backend.store.move(archived, key)
-        if backend.store.exists(key):
-            done.append(process_file(backend, settings, key, dataset=record.dataset))
-        else:
-            record.status = FileStatus.FAILED
-            record.error = "the object vanished from the inbox before it was processed"
-            record.finished_at = utcnow()
-            backend.tables.put_file(record)
-            done.append(StepState.of(record, key))
+        try:
+            done.append(_recover_one(backend, settings, record))
+        except (StoreUnavailable, StoreBroken, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one file must never stop recovery
+            log.warning("recovering %s failed: %s", record.key, exc, exc_info=True)
+    for record in backend.tables.list_files(FileStatus.SUCCESS, settled=False):
+        done.append(publish_safely(backend, settings, StepState.of(record)))
     return done
+
+
+def _recover_one(backend: Backend, settings: Settings, record: FileRecord) -> StepState:
+    store = backend.store
+    info = store.stat(record.key)
+    if info is None:
+        archived = _archive_key(record, ok=True)
+        if store.exists(archived):
+            store.move(archived, record.key)
+            info = store.stat(record.key)
+    if info is None:
+        return fail(
+            backend,
+            settings,
+            StepState.of(record),
+            f"{record.key}: the object vanished from the inbox before it was processed",
+        )
+    if info.version != record.version:
+        return _changed(backend, record, utcnow())
+    return process_file(backend, settings, record.key, dataset=record.dataset)

@@ -293,6 +293,17 @@ def run_files(stack: Stack, files: list[dict[str, Any]], name: str) -> dict[str,
     return dict(described)
 
 
+def lineage_rows(stack: Stack) -> list[Any]:
+    """Every lineage row, one per file version, oldest first."""
+    from salesflow.adapters import build_backend
+
+    backend = build_backend(stack.settings())
+    try:
+        return backend.tables.list_files()
+    finally:
+        backend.close()
+
+
 def lineage_of(stack: Stack) -> dict[str, Any]:
     """Lineage rows by key, read through the AWS backend as the CLI would."""
     from salesflow.adapters import build_backend

@@ -12,7 +12,7 @@ from salesflow.adapters.aws.dynamodb import KINDS, DynamoTables
 from salesflow.adapters.aws.retry import Backoff
 from salesflow.errors import TerminalError
 from salesflow.kpis.aggregates import CATEGORY_KPIS, ORDER_KPIS, TOTALS
-from salesflow.models import Alert, AlertStatus, FileRecord, FileStatus, PendingFile
+from salesflow.models import Alert, AlertStatus, FileRecord, PendingFile
 from salesflow.ports import Tables
 from tests.fixtures.moto_server import MotoServer
 from tests.integration.aws.spy import Spy
@@ -39,51 +39,6 @@ def test_the_template_declares_every_table_the_adapter_uses() -> None:
 
 def test_is_tables(tables: DynamoTables) -> None:
     assert isinstance(tables, Tables)
-
-
-def test_next_seq_is_strictly_increasing(tables: DynamoTables) -> None:
-    assert [tables.next_seq() for _ in range(3)] == [1, 2, 3]
-
-
-def test_lineage_round_trip_and_listing(tables: DynamoTables) -> None:
-    first = record("inbox/orders_json/a.json", seq=1, rows_in=5, valid=4, rejected=1)
-    second = record("inbox/orders_json/b.json", sha="b" * 64, seq=2, status=FileStatus.FAILED)
-    second.started_at = T0 + timedelta(minutes=1)
-    second.error = "bad header"
-    assert tables.put_file(second)
-    assert tables.put_file(first)
-    assert tables.get_file("inbox/orders_json/a.json") == first
-    assert tables.get_file("inbox/none.json") is None
-    assert [r.key for r in tables.list_files()] == [first.key, second.key]
-    assert tables.list_files(FileStatus.FAILED) == [second]
-
-
-def test_status_changes_are_conditional(tables: DynamoTables) -> None:
-    key = "inbox/orders_json/a.json"
-    assert tables.put_file(record(key, seq=1), expect=FileStatus.IN_PROGRESS)  # new row
-    assert tables.put_file(record(key, seq=1, attempts=2), expect=FileStatus.IN_PROGRESS)
-    done = record(key, seq=1, status=FileStatus.SUCCESS)
-    assert tables.put_file(done, expect=FileStatus.IN_PROGRESS)
-    # A second invocation that still thinks the file is in progress cannot undo SUCCESS.
-    assert not tables.put_file(
-        record(key, seq=1, status=FileStatus.FAILED), expect=FileStatus.IN_PROGRESS
-    )
-    assert not tables.put_file(record("inbox/new.json"), expect=FileStatus.SUCCESS)
-    stored = tables.get_file(key)
-    assert stored is not None and stored.status == FileStatus.SUCCESS
-    assert tables.get_file("inbox/new.json") is None
-
-
-def test_find_by_sha_uses_the_index_and_the_status(tables: DynamoTables) -> None:
-    tables.put_file(record("inbox/x/1.json", sha="c" * 64, seq=3, status=FileStatus.SUCCESS))
-    tables.put_file(record("inbox/x/2.json", sha="c" * 64, seq=4, status=FileStatus.DUPLICATE))
-    found = tables.find_by_sha("c" * 64)
-    assert found is not None and found.key == "inbox/x/1.json"
-    dup = tables.find_by_sha("c" * 64, FileStatus.DUPLICATE)
-    assert dup is not None and dup.key == "inbox/x/2.json"
-    assert tables.find_by_sha("d" * 64) is None
-    spy: Spy = tables.client  # type: ignore[assignment]
-    assert spy.calls["scan"] == 0
 
 
 def test_pending_batches(tables: DynamoTables) -> None:

@@ -14,6 +14,7 @@ import posixpath
 import tempfile
 import urllib.parse
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -93,16 +94,20 @@ class S3ObjectStore:
             yield path
 
     def exists(self, key: str) -> bool:
+        return self.stat(key) is not None
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        """HeadObject: size, time and version token (``ETag@LastModified``, as ``list``)."""
         check_key(key)
         try:
-            self.client.head_object(Bucket=self.bucket, Key=key)
+            head = self.client.head_object(Bucket=self.bucket, Key=key)
         except ClientError as exc:
             if error_code(exc) in MISSING:
-                return False
+                return None
             raise self._fail(exc, "head", key) from exc
         except BotoCoreError as exc:
             raise self._fail(exc, "head", key) from exc
-        return True
+        return _info(key, head["ContentLength"], head["LastModified"], head.get("ETag", ""))
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         """Every object under ``prefix`` (paginated), sorted by key."""
@@ -116,7 +121,7 @@ class S3ObjectStore:
             for page in pages:
                 for obj in page.get("Contents", []):
                     found.append(
-                        ObjectInfo(key=obj["Key"], size=obj["Size"], modified=obj["LastModified"])
+                        _info(obj["Key"], obj["Size"], obj["LastModified"], obj.get("ETag", ""))
                     )
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, "list", prefix) from exc
@@ -147,3 +152,12 @@ class S3ObjectStore:
             self.client.delete_object(Bucket=self.bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, "delete", key) from exc
+
+
+def _info(key: str, size: int, modified: datetime, etag: str) -> ObjectInfo:
+    """An object's facts; the version token is ``<ETag>@<LastModified>``: an upload of other
+    bytes changes the ETag, a re-upload of the same bytes changes the time."""
+    tag = etag.strip('"')
+    return ObjectInfo(
+        key=key, size=size, modified=modified, version=f"{tag}@{modified.isoformat()}"
+    )

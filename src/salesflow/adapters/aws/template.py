@@ -5,7 +5,7 @@
   in by CloudFormation (and by moto, which ignores ``DefinitionSubstitutions`` but evaluates
   ``Fn::Sub``);
 - the line ``# __CATALOG_TABLES__`` becomes the lake's Glue tables, generated from the
-  dataset, dead-letter and KPI definitions (``catalog.py``), one JSON-valued YAML entry each.
+  dataset, dead-letter and KPI definitions (``glue.py``), one JSON-valued YAML entry each.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def template_text(folder: Path | None = None) -> str:
             f"{folder / TEMPLATE} must hold the line {CATALOG_MARKER.strip()!r} exactly once",
             hint="restore the catalog marker under the LakeDatabase resource",
         )
-    from salesflow.adapters.aws.catalog import catalog_resources
+    from salesflow.adapters.aws.glue import catalog_resources
 
     # A JSON value is also valid YAML (a flow mapping; a string is a double-quoted scalar).
     tables = "".join(

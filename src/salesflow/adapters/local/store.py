@@ -2,20 +2,27 @@
 
 Keys are POSIX paths below ``root``. Every key is checked twice: syntactically with
 ``check_key`` (no ``..``, absolute paths or NUL) and physically, after resolving symlinks, so a
-link inside the bucket cannot lead a read or a write outside it. Writes go to a hidden
-temporary file and are renamed into place, so a reader never sees half an object.
+link inside the bucket cannot lead a read or a write outside it. Symbolic links are never
+followed for content: a link dropped into the inbox is listed (so it ends in ``failed/`` with a
+clear error) but cannot be read, and moving it moves the link, never its target. Writes go to
+a hidden temporary file and are renamed into place, so a reader never sees half an object.
+A move never replaces an existing object.
+
+An object's version token is ``<mtime_ns>-<size>-<inode>`` (hex): an upload, a rewrite in
+place, or a replacement under the same name each give a new version.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 from salesflow.adapters.local.files import copy_atomic, fsync_dir, write_bytes_atomic
-from salesflow.errors import InvalidKeyError
+from salesflow.errors import FileLevelError, InvalidKeyError
 from salesflow.layout import check_key
 from salesflow.models import ObjectInfo
 
@@ -49,22 +56,41 @@ class LocalObjectStore:
     def put_file(self, key: str, path: Path) -> None:
         copy_atomic(Path(path), self.path(key))
 
-    def get_bytes(self, key: str) -> bytes:
+    def _regular(self, key: str) -> Path:
+        """The object's file; ``FileNotFoundError`` if absent, a clear error for a link."""
+        if self.path_of_link(key).is_symlink():
+            raise FileLevelError(
+                key,
+                "is a symbolic link; salesflow never follows links in the bucket",
+                rule="structure.symlink",
+                hint="copy the file itself into the inbox (write elsewhere, then rename in)",
+            )
         path = self.path(key)
         if not path.is_file():
             raise FileNotFoundError(f"no object at key {key!r} in {self.root}")
-        return path.read_bytes()
+        return path
+
+    def get_bytes(self, key: str) -> bytes:
+        return self._regular(key).read_bytes()
 
     @contextlib.contextmanager
     def fetch(self, key: str) -> Iterator[Path]:
         """Yield the object's own file: nothing is copied on one machine."""
-        path = self.path(key)
-        if not path.is_file():
-            raise FileNotFoundError(f"no object at key {key!r} in {self.root}")
-        yield path
+        yield self._regular(key)
 
     def exists(self, key: str) -> bool:
-        return self.path(key).is_file()
+        path = self.path_of_link(key)
+        return path.is_symlink() or path.is_file()
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        path = self.path_of_link(key)
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return None
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            return None
+        return _info(key, st)
 
     def list(self, prefix: str) -> list[ObjectInfo]:
         """Objects whose key starts with ``prefix``, sorted; hidden and temporary files skipped."""
@@ -88,35 +114,56 @@ class LocalObjectStore:
         return found
 
     def _info(self, key: str, path: Path) -> ObjectInfo | None:
-        """Stat one listed file; ``None`` if it vanished or is a link leading outside."""
-        real = path.resolve()
-        if not real.is_relative_to(self._real_root):
-            return None
+        """Stat one listed file without following links; ``None`` if it vanished or is not
+        a regular file or a link."""
         try:
-            st = path.stat()
+            st = path.lstat()
         except FileNotFoundError:
             return None
-        return ObjectInfo(
-            key=key, size=st.st_size, modified=datetime.fromtimestamp(st.st_mtime, UTC)
-        )
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            return None
+        return _info(key, st)
 
     def move(self, src: str, dst: str) -> None:
-        """Rename ``src`` to ``dst`` (atomic on one filesystem). Idempotent: when ``src`` is
-        gone and ``dst`` exists, a previous move finished and there is nothing to do."""
-        src_path, dst_path = self.path(src), self.path(dst)
-        if not src_path.is_file():
-            if dst_path.is_file():
+        """Rename ``src`` to ``dst`` (atomic on one filesystem); a link moves as a link.
+        Idempotent: when ``src`` is gone and ``dst`` exists, a previous move finished. Never
+        replaces an existing ``dst``: that is a ``FileExistsError``."""
+        src_path, dst_path = self.path_of_link(src), self.path_of_link(dst)
+        if not src_path.is_symlink() and not src_path.is_file():
+            if dst_path.is_symlink() or dst_path.is_file():
                 return
             raise FileNotFoundError(f"cannot move {src!r}: no such object, and {dst!r} is absent")
         dst_path.parent.mkdir(parents=True, exist_ok=True)
+        if dst_path.is_symlink() or dst_path.exists():
+            raise FileExistsError(f"cannot move {src!r} to {dst!r}: the target exists")
         try:
-            src_path.replace(dst_path)
-        except OSError:  # pragma: no cover - a bucket spread over several filesystems
-            copy_atomic(src_path, dst_path)
-            src_path.unlink(missing_ok=True)
+            os.link(src_path, dst_path, follow_symlinks=False)
+        except FileExistsError:
+            raise FileExistsError(f"cannot move {src!r} to {dst!r}: the target exists") from None
+        except OSError:  # a filesystem without hard links: rename (checked above)
+            src_path.rename(dst_path)
+        else:
+            src_path.unlink()
         fsync_dir(dst_path.parent)
         fsync_dir(src_path.parent)
 
+    def path_of_link(self, key: str) -> Path:
+        """The path of ``key`` itself (a link is not resolved), confined like ``path``."""
+        check_key(key)
+        path = self.root / key
+        parent = path.parent.resolve()
+        if not parent.is_relative_to(self._real_root):
+            raise InvalidKeyError(key, "it resolves to a path outside the bucket")
+        return path
+
     def delete(self, key: str) -> None:
-        path = self.path(key)
-        path.unlink(missing_ok=True)
+        self.path_of_link(key).unlink(missing_ok=True)
+
+
+def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    return ObjectInfo(
+        key=key,
+        size=st.st_size,
+        modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
+        version=f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}",
+    )

@@ -158,3 +158,20 @@ def select(
         marks = ", ".join("?" for _ in chunk)
         rows.extend(conn.execute(f"{base} WHERE {quote(column)} IN ({marks})", chunk))
     return from_rows(rows, spec)
+
+
+def add(conn: sqlite3.Connection, spec: AggregateSpec, deltas: pl.DataFrame) -> None:
+    """Add ``deltas`` to the rows with the same key (inserting missing rows), then delete
+    rows whose ``records`` fell to zero: exact, because the caller's transaction commits the
+    file that caused the deltas in the same step, so they are applied exactly once."""
+    table = table_of(spec)
+    values = [c for c in spec.schema if c not in spec.key]
+    names = ", ".join(quote(c) for c in spec.schema)
+    marks = ", ".join("?" for _ in spec.schema)
+    key = ", ".join(quote(k) for k in spec.key)
+    sums = ", ".join(f"{quote(c)} = {quote(c)} + excluded.{quote(c)}" for c in values)
+    conn.executemany(
+        f"INSERT INTO {table} ({names}) VALUES ({marks}) ON CONFLICT ({key}) DO UPDATE SET {sums}",
+        to_rows(deltas.select(spec.columns), dict(spec.schema)),
+    )
+    conn.execute(f"DELETE FROM {table} WHERE {quote('records')} <= 0")

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from salesflow.errors import TerminalError, TransientError
+from salesflow.errors import StoreBroken, StoreUnavailable, TerminalError
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -22,17 +22,18 @@ BUSY_TIMEOUT_MS = 30_000
 class Database:
     """A connection to ``path`` with the pragmas salesflow relies on."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_seconds: float = BUSY_TIMEOUT_MS / 1000) -> None:
         self.path = Path(path)
+        busy_ms = int(busy_seconds * 1000)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._conn = sqlite3.connect(
             self.path,
-            timeout=BUSY_TIMEOUT_MS / 1000,
+            timeout=busy_ms / 1000,
             isolation_level=None,  # autocommit; transactions are explicit
             check_same_thread=False,
         )
-        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute(f"PRAGMA busy_timeout = {busy_ms}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         # NORMAL in WAL mode: a commit survives a process crash (kill -9) and the file can
         # never be corrupted; only the last commits may be lost on power loss, which
@@ -70,25 +71,34 @@ class Database:
             self._conn.close()
 
 
-_TRANSIENT = ("locked", "busy", "unable to open", "disk i/o error")
+_UNAVAILABLE = ("locked", "busy", "unable to open")
+_BROKEN = ("disk is full", "disk i/o error", "malformed", "not a database", "readonly")
 
 
 @contextlib.contextmanager
 def _mapped(path: Path) -> Iterator[None]:
-    """SQLite errors as salesflow's: a locked or unreachable file is transient (retry later);
-    anything else (a constraint, a corrupt file) is terminal."""
+    """SQLite errors as salesflow's: a locked or unreachable file is ``StoreUnavailable``
+    (wait and retry); a full disk or a corrupt or read-only file is ``StoreBroken`` (stop).
+    Anything else (a constraint) is a ``TerminalError``: the file being processed fails."""
     try:
         yield
     except sqlite3.OperationalError as exc:
-        message = str(exc)
-        if any(word in message.lower() for word in _TRANSIENT):
-            raise TransientError(
-                f"SQLite database {path} is unavailable: {message}",
-                hint="another process may hold it; the operation will be retried",
+        message = str(exc).lower()
+        if any(word in message for word in _UNAVAILABLE):
+            raise StoreUnavailable(
+                f"SQLite database {path} is unavailable: {exc}",
+                hint="another process may hold its write lock; salesflow waits and retries",
             ) from exc
-        raise TerminalError(f"SQLite database {path}: {message}", hint=_HINT) from exc
+        if any(word in message for word in _BROKEN):
+            raise StoreBroken(f"SQLite database {path}: {exc}", hint=_HINT) from exc
+        raise TerminalError(f"SQLite database {path}: {exc}", hint=_HINT) from exc
     except sqlite3.Error as exc:
+        if any(word in str(exc).lower() for word in _BROKEN):
+            raise StoreBroken(f"SQLite database {path}: {exc}", hint=_HINT) from exc
         raise TerminalError(f"SQLite database {path}: {exc}", hint=_HINT) from exc
 
 
-_HINT = "check the file with `sqlite3 <file> 'PRAGMA integrity_check'`"
+_HINT = (
+    "free disk space, or check the file with `sqlite3 <file> 'PRAGMA integrity_check'`; "
+    "the archive in processed/ can rebuild a data dir"
+)
