@@ -190,7 +190,7 @@ def test_the_lake_is_described_for_athena(template: dict[str, Any]) -> None:
         ]
         assert body["Parameters"]["projection.enabled"] == "true"
         parts = body["Parameters"]["storage.location.template"]["Fn::Join"][1]
-        assert parts[-1] == f"/lake/{body['Name']}/year=${{year}}/month=${{month}}/"
+        assert parts[-2:] == [f"/lake/{body['Name']}/", "year=${year}/month=${month}/"]
     group = resources(template, "AWS::Athena::WorkGroup")["QueryWorkGroup"]["Properties"]
     config = group["WorkGroupConfiguration"]
     assert config["EnforceWorkGroupConfiguration"] is True
