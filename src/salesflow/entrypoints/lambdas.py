@@ -34,7 +34,7 @@ from salesflow.entrypoints import runs
 from salesflow.entrypoints.runtime import Metrics, Runtime, log, reraise_as, runtime
 from salesflow.errors import InvalidKeyError, TerminalError, TransientError
 from salesflow.logs import mask_email
-from salesflow.models import AlertStatus, FileStatus, PendingFile, utcnow
+from salesflow.models import AlertStatus, FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.pipeline.batching import decide_batch
 from salesflow.pipeline.delivery import DUE_BATCH, courier_for
 from salesflow.pipeline.state import StepState
@@ -340,15 +340,45 @@ def failure_message(error: Any) -> str:
     return f"{name}: {cause}"
 
 
-def _fail(rt: Runtime, key: str, message: str) -> StepState | None:
+def _fail(rt: Runtime, key: str, message: str, *, unclaimed: bool = False) -> StepState | None:
     """Fail the version of ``key`` not yet committed (``fail_key``); None if there is none:
-    a committed version is never failed, only published later."""
+    a committed version is never failed, only published later. With ``unclaimed``, an
+    object no task could even claim (it crashed first) is claimed as a failed version."""
     from salesflow.pipeline.steps import fail_key
 
     failed = fail_key(rt.backend, rt.settings, key, message)
+    if failed is None and unclaimed:
+        failed = _fail_unclaimed(rt, key, message)
     if failed is not None:
         log().error("file failed", extra={"key": failed.key, "error": mask_email(message)})
     return failed
+
+
+def _fail_unclaimed(rt: Runtime, key: str, message: str) -> StepState | None:
+    """Claim the object now at ``key`` as a failed version, unless that version has a row.
+
+    ``steps`` does the same for a file it cannot read, but finds the dataset with the
+    dataset specs (Polars); here the inbox folder names it, or ``unknown``."""
+    from salesflow.pipeline.steps import fail
+
+    backend = rt.backend
+    info = backend.store.stat(key)
+    if info is None or backend.tables.find_version(key, info.version) is not None:
+        return None
+    dataset = layout.inbox_dataset(key) or "unknown"
+    record = FileRecord(
+        key=key,
+        sha256="unreadable",
+        size=info.size,
+        dataset=dataset,
+        seq=backend.tables.next_seq(),
+        started_at=utcnow(),
+        version=info.version,
+        arrived_at=info.modified,
+        source=layout.source_name(key, dataset),
+    )
+    record, _ = backend.tables.claim(record)
+    return fail(backend, rt.settings, StepState.of(record), message)
 
 
 def _mark_failed(rt: Runtime, event: Event, metrics: Metrics) -> Result:
@@ -377,7 +407,7 @@ def _mark_failed(rt: Runtime, event: Event, metrics: Metrics) -> Result:
     else:
         known = runs.read_state(store, str(event["result"]))
         if known is None or known.status == FileStatus.IN_PROGRESS:
-            done = _fail(rt, str(event["key"]), message)
+            done = _fail(rt, str(event["key"]), message, unclaimed=True)
             if done is not None:
                 runs.write_state(store, str(event["result"]), done)
                 failed += 1

@@ -111,9 +111,10 @@ def test_mark_failed_leaves_a_file_that_is_already_final_alone(module_stack: Sta
     prefix = "work/runs/final-alone/00/results/"
     _put_state(module_stack, f"{prefix}00000.json", done)
     one = {"key": done["key"], "result": f"{prefix}00000.json", "error": error}
-    assert invoke(module_stack.functions["mark_failed"], one) == {"failed": 0}
+    nothing = {"failed": 0, "unpublished": 0}
+    assert invoke(module_stack.functions["mark_failed"], one) == nothing
     stage = {"results": prefix, "error": error}
-    assert invoke(module_stack.functions["mark_failed"], stage) == {"failed": 0}
+    assert invoke(module_stack.functions["mark_failed"], stage) == nothing
     assert lineage_of(module_stack).get(done["key"]) is None  # nothing was written
 
 
@@ -166,7 +167,8 @@ def test_logs_are_json_with_emails_masked_and_metrics_are_emf(
     (emf,) = [line for line in lines if "_aws" in line]
     metrics = emf["_aws"]["CloudWatchMetrics"][0]
     assert metrics["Namespace"] == "salesflow"
-    assert [m["Name"] for m in metrics["Metrics"]] == ["FilesProcessed", "LatencyMs"]
+    names = [m["Name"] for m in metrics["Metrics"]]
+    assert names == ["FilesProcessed", "FilesUnpublished", "LatencyMs"]
     assert emf["function"] == "archive" and emf["FilesProcessed"] == [0.0]
     (warning,) = [line for line in lines if line.get("level") == "WARNING"]
     assert warning["message"] == "customer f*****@test.com complained"

@@ -24,6 +24,7 @@ from salesflow.adapters.aws.package import (
     unzipped_size,
 )
 from salesflow.errors import TerminalError
+
 pytestmark = pytest.mark.subprocess
 
 LIGHT_LIMIT = 30 * 1024 * 1024
