@@ -3,11 +3,13 @@
 One module run drives files down each path through the real event shapes and state machine:
 a good file, its duplicate, an empty file, a file of no known dataset, a poison file (its task
 crashes every time: MarkFileAsFailed), a stage whose KPI task crashes (MarkFilesAsFailed), a
-stage whose KPI writes are refused (failed inside the task, records undone), a load under
+stage whose KPI writes are refused (both left committed, not published), a load under
 DynamoDB throttling, a big stage through the Distributed Map, a batched trio, a file whose S3
-event was lost (the sweep starts it), and the live feed. Every AWS call each step made is
-recorded under its role (``tests.fixtures.iam_calls``) and checked against that role's policy
-as CloudFormation deployed it. ``test_pipeline.py`` checks the same on its own run.
+event was lost and the committed files left to publish (the sweep starts them again; they are
+published), the live feed, and a commit's totals deltas (``apply_totals``, a transaction).
+Every AWS call each step made is recorded under its role (``tests.fixtures.iam_calls``) and
+checked against that role's policy as CloudFormation deployed it. ``test_pipeline.py``
+checks the same on its own run.
 """
 
 from __future__ import annotations
@@ -174,7 +176,41 @@ def _drive(stack: Stack, tasks: TaskLog, monkeypatch: pytest.MonkeyPatch) -> dic
 
     generated = invoke(stack.functions["generator"], {"source": "aws.events"})
     assert generated["key"].startswith("inbox/sale_events/")
+    _apply_totals_as_the_commit_does(stack)
     return {"throttled": throttle.throttled, "swept": swept, "big": big}
+
+
+def _apply_totals_as_the_commit_does(stack: Stack) -> None:
+    """A commit's totals deltas, as the validate-and-load task's role (the lake's commit
+    applies them in its transaction; the call is made here until that path exists)."""
+    import polars as pl
+
+    from salesflow.adapters import build_backend
+    from tests.fixtures.iam_calls import acting_as
+
+    role = next(
+        r["Arn"]
+        for r in boto3.client("iam").list_roles()["Roles"]
+        if "-ValidateLoadRole-" in r["RoleName"]
+    )
+    deltas = pl.DataFrame(
+        {"scope": ["sale_events.day"], "id": ["2026-01-05"], "total_amount": [1.0], "records": [1]}
+    )
+    from dataclasses import asdict
+
+    from salesflow.adapters.aws import resolve_names
+
+    settings = stack.settings()  # the names as the task's environment gives them:
+    names = asdict(resolve_names(settings))  # the role reads no stack outputs
+    settings = settings.model_copy(update={"aws": settings.aws.model_copy(update=names)})
+    with acting_as(role):
+        backend = build_backend(settings)
+        try:
+            backend.tables.apply_totals(10**9, deltas)
+            undo = deltas.with_columns(-pl.col("total_amount"), -pl.col("records"))
+            backend.tables.apply_totals(10**9 + 1, undo)  # the totals as they were
+        finally:
+            backend.close()
 
 
 @pytest.fixture(scope="module")
@@ -220,14 +256,15 @@ def test_every_path_ended_as_it_should(paths: Paths) -> None:
     assert "cannot tell which dataset" in (paths.lineage[UNKNOWN].error or "")
     assert _status(paths, POISON) == "FAILED"
     assert "exit code 137" in (paths.lineage[POISON].error or "")
-    assert {_status(paths, k) for k in CRASH_STAGE + REFUSED_STAGE} == {"FAILED"}
+    # Committed, left unpublished by their failed KPI task, then published after the sweep.
+    for key in CRASH_STAGE + REFUSED_STAGE:
+        assert (_status(paths, key), paths.lineage[key].settled) == ("SUCCESS", True)
     assert _status(paths, THROTTLED) == "SUCCESS" and paths.throttled > 0
     assert {_status(paths, k) for k in BIG_STAGE} == {"SUCCESS"}
     assert {_status(paths, k) for k in TRIO} == {"SUCCESS"}
     assert _status(paths, LOST) == "SUCCESS"
-    assert len(paths.swept["started"]) == 1 and paths.swept["requeued"] == [
-        "inbox/products/lost.csv"
-    ]
+    assert len(paths.swept["started"]) == 1 + len(CRASH_STAGE + REFUSED_STAGE)
+    assert paths.swept["requeued"] == ["inbox/products/lost.csv"]
 
 
 def test_a_big_stage_went_through_the_distributed_map_without_its_files_in_state(
@@ -253,6 +290,24 @@ def test_every_role_was_exercised(paths: Paths) -> None:
     }
     states = {(c.service, c.operation) for c in paths.calls if c.role == STATES}
     assert {("lambda", "Invoke"), ("ecs", "RunTask"), ("iam", "PassRole")} <= states
+
+
+def test_the_commit_transactions_were_made_and_checked(paths: Paths) -> None:
+    """``commit_files`` (lineage SUCCESS with the commit marker) and ``apply_totals`` (the
+    totals deltas with their applied marker) are TransactWriteItems of the load task's role:
+    each item's table and action is checked like any other call."""
+    transactions = [
+        c
+        for c in paths.calls
+        if c.operation == "TransactWriteItems" and "ValidateLoadRole" in c.role
+    ]
+    tables = {
+        next(iter(item.values()))["TableName"].rpartition("-")[2]
+        for call in transactions
+        for item in call.params["TransactItems"]
+    }
+    assert {"files", "meta", "aggregates"} <= tables
+    assert refused(transactions, {}) == []
 
 
 def test_every_call_on_every_path_was_allowed_by_its_own_role(paths: Paths) -> None:
