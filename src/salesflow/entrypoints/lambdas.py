@@ -7,8 +7,9 @@ heavy ones (validate-and-load, KPIs) run as ECS tasks from the container image
 (``tasks.py``). ``generator`` is seed 003's live feed.
 
 These functions ship in a small zip with no Polars and no numpy
-(``salesflow.adapters.aws.package``): nothing they call may import either, which
-``tests/unit/test_light_handlers.py`` checks with both blocked.
+(``salesflow.adapters.aws.package``): nothing they call may import either. The build refuses
+a handler module that reaches them, and ``tests/integration/aws/test_package.py`` imports the
+handlers and the steps they run (``fail_key``) from the zip alone.
 
 Each handler parses its event, calls ``salesflow.pipeline``, logs structured JSON, emits
 CloudWatch metrics in embedded metric format, and returns a small JSON-safe dict.
