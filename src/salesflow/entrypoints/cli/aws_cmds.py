@@ -134,8 +134,8 @@ def smoke(
 ) -> None:
     """Upload a valid file, the same file again and a broken one; wait for their lineage.
 
-    Exits 1 if any ends otherwise than SUCCESS, DUPLICATE and FAILED. Example (the last
-    deploy step): salesflow aws smoke --stack-name salesflow
+    Exits 1 if any ends otherwise than SUCCESS, DUPLICATE and FAILED; run it as the last
+    deploy step. Example: salesflow aws smoke --stack-name salesflow
     """
     from salesflow.adapters import build_backend
     from salesflow.ops.smoke import run_smoke
