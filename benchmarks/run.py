@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     failed = [s for s in results["sizes"] if not s["agree"]]
     if "outside" in results and not results["outside"]["agree"]:
-        failed.append({"rows": sum(results["outside"]["rows"].values()), **results["outside"]})
+        failed.append({**results["outside"], "rows": sum(results["outside"]["rows"].values())})
     for size in failed:
         print(f"DISAGREEMENT at {size['rows']:,} rows:", file=sys.stderr)
         for problem in size["problems"]:
