@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Wheels of the light Lambda zip for the Lambda runtime, so the deploy tests build it offline.
+WHEELS := $(VENV)/wheelhouse/.filled
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test lint types unit bench clean help chromium screenshots
@@ -18,6 +20,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
+
+$(WHEELS): $(STAMP)
+	$(BIN)/salesflow aws wheels --out $(VENV)/wheelhouse --lambda-only \
+		--python $$($(BIN)/python -c 'import sys; print("%d.%d" % sys.version_info[:2])') --python 3.12
+	touch $(WHEELS)
 
 # The browser tests drive Debian's Chromium (never a browser Playwright downloads).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -35,10 +42,10 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(WHEELS)
 	$(BIN)/pytest tests/unit -q
 
-test: lint types chromium
+test: lint types chromium $(WHEELS)
 	$(BIN)/pytest -q -n 2 --dist loadfile --cov=salesflow --cov-report=term --cov-fail-under=90
 
 screenshots: $(STAMP) chromium

@@ -101,6 +101,12 @@ class AwsSettings(BaseModel):
     topic_arn: str | None = None
     state_machine_arn: str | None = None
     table_prefix: str | None = None
+    sweep_after_seconds: float = Field(
+        3600.0, gt=0, description="an inbox file this old with no execution is started again"
+    )
+    stuck_after_seconds: float = Field(
+        3600.0, gt=0, description="an inbox file this old counts as stuck (alarmed)"
+    )
 
 
 class UiSettings(BaseModel):

@@ -18,9 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from salesflow.models import (
     Alert,
@@ -33,6 +31,9 @@ from salesflow.models import (
     ObjectInfo,
     PendingFile,
 )
+
+if TYPE_CHECKING:  # the light Lambda handlers import the ports without Polars
+    import polars as pl
 
 
 @runtime_checkable

@@ -25,8 +25,22 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import (
 ROOT = Path(__file__).resolve().parents[2]
 ASL_PATH = ROOT / "infra" / "statemachine.asl.json"
 TEMPLATE_PATH = ROOT / "infra" / "template.yaml"
-SUBSTITUTIONS = {"ValidateLoadArn", "AggregateArn", "ArchiveArn", "MarkFailedArn"}
+SUBSTITUTIONS = {
+    "ArchiveArn",
+    "MarkFailedArn",
+    "Cluster",
+    "ValidateLoadTask",
+    "AggregateTask",
+    "SubnetA",
+    "SubnetB",
+    "TaskSecurityGroup",
+    "DataBucket",
+}
 FAILURE_HANDLER = "${MarkFailedArn}"
+NO_CATCH = {FAILURE_HANDLER, "${ArchiveArn}"}
+"""Tasks that end the execution if they fail for good: marking failed (nothing left to do)
+and archiving (idempotent, retried; the execution fails, is alarmed, the sweep restarts)."""
+ECS_SYNC = "arn:aws:states:::ecs:runTask.sync"
 TERMINAL_TYPES = {"Succeed", "Fail"}
 
 State = dict[str, Any]
@@ -109,21 +123,22 @@ def _finishes(states: dict[str, State], name: str) -> bool:
 
 
 def task_errors(machine: dict[str, Any]) -> list[str]:
-    """Every Task retries with jittered exponential backoff; every Task except the failure
-    handler catches (if marking a file failed fails, the execution fails and alarms)."""
+    """Every Task retries with jittered exponential backoff; every Task but those in
+    ``NO_CATCH`` catches."""
     errors: list[str] = []
     for name, state in all_states(machine):
         if state["Type"] != "Task":
             continue
         retriers = state.get("Retry", [])
         backoff = [r for r in retriers if r.get("MaxAttempts", 3) > 0]
-        if not any("States.TaskFailed" in r["ErrorEquals"] for r in backoff):
+        caught = {"States.TaskFailed", "States.ALL"}
+        if not any(caught & set(r["ErrorEquals"]) for r in backoff):
             errors.append(f"{name}: no Retry on States.TaskFailed")
         for r in backoff:
             if r.get("BackoffRate", 1) < 2 or r.get("JitterStrategy") != "FULL":
                 errors.append(f"{name}: Retry without exponential backoff and full jitter")
-        handler = json.dumps(state.get("Parameters", {}))
-        if FAILURE_HANDLER not in handler and not state.get("Catch"):
+        parameters = json.dumps(state.get("Parameters", {}))
+        if not any(t in parameters for t in NO_CATCH) and not state.get("Catch"):
             errors.append(f"{name}: no Catch")
     return errors
 
@@ -132,11 +147,30 @@ def placeholders(text: str) -> set[str]:
     return set(re.findall(r"\$\{(\w+)\}", text))
 
 
+def value_of(name: str) -> str:
+    """A plausible value for each substitution (what CloudFormation fills in)."""
+    if name.endswith("Arn"):
+        return f"arn:aws:lambda:us-east-1:123456789012:function:salesflow-{name}"
+    if name.endswith("Task"):
+        return f"arn:aws:ecs:us-east-1:123456789012:task-definition/salesflow-{name}:1"
+    return {
+        "Cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/salesflow-tasks",
+        "SubnetA": "subnet-0123456789abcdef0",
+        "SubnetB": "subnet-0123456789abcdef1",
+        "TaskSecurityGroup": "sg-0123456789abcdef0",
+        "DataBucket": "salesflow-databucket-abc",
+    }[name]
+
+
 def substituted(text: str) -> str:
     for name in placeholders(text):
-        arn = f"arn:aws:lambda:us-east-1:123456789012:function:salesflow-{name}"
-        text = text.replace("${" + name + "}", arn)
+        text = text.replace("${" + name + "}", value_of(name))
     return text
+
+
+def stage_states(machine: dict[str, Any]) -> dict[str, State]:
+    states: dict[str, State] = machine["States"]["Stages"]["ItemProcessor"]["States"]
+    return states
 
 
 def test_the_definition_passes_cfn_lints_states_language_schema() -> None:
@@ -148,10 +182,7 @@ def test_the_definition_passes_cfn_lints_states_language_schema() -> None:
                 "Properties": {
                     "RoleArn": "arn:aws:iam::123456789012:role/salesflow",
                     "Definition": load_asl(),
-                    "DefinitionSubstitutions": {
-                        n: f"arn:aws:lambda:us-east-1:123456789012:function:{n}"
-                        for n in SUBSTITUTIONS
-                    },
+                    "DefinitionSubstitutions": {n: value_of(n) for n in SUBSTITUTIONS},
                 },
             }
         },
@@ -162,7 +193,7 @@ def test_the_definition_passes_cfn_lints_states_language_schema() -> None:
 
 def test_cfn_lint_would_catch_a_bad_state_type() -> None:
     broken = load_asl()
-    broken["States"]["OneStage"]["Type"] = "Bogus"
+    stage_states(broken)["HowManyFiles"]["Type"] = "Bogus"
     template = {
         "Resources": {
             "Machine": {
@@ -182,8 +213,7 @@ def test_the_definition_parses_with_the_interpreters_grammar() -> None:
 
 def test_the_grammar_rejects_an_unknown_jitter_strategy() -> None:
     broken = load_asl()
-    aggregate = broken["States"]["Stages"]["ItemProcessor"]["States"]["Aggregate"]
-    aggregate["Retry"][1]["JitterStrategy"] = "SOMETIMES"
+    stage_states(broken)["Aggregate"]["Retry"][1]["JitterStrategy"] = "SOMETIMES"
     with pytest.raises(ASLParserException):
         AmazonStateLanguageParser.parse(substituted(json.dumps(broken)))
 
@@ -195,12 +225,15 @@ def test_the_graph_is_sound() -> None:
 @pytest.mark.parametrize(
     ("breakage", "expected"),
     [
-        (lambda m: m["States"]["PlanStages"].update(Default="Nowhere"), "missing 'Nowhere'"),
-        (lambda m: m["States"].update(Orphan={"Type": "Pass", "End": True}), "Orphan: unreachable"),
-        (lambda m: m["States"]["OneStage"].update(End=True), "both Next and End"),
-        (lambda m: m["States"]["OneStage"].pop("Next"), "neither goes on nor ends"),
+        (lambda m: stage_states(m)["HowManyFiles"].update(Default="Nowhere"), "missing 'Nowhere'"),
         (
-            lambda m: m["States"].update(OneStage={"Type": "Pass", "Next": "OneStage"}),
+            lambda m: stage_states(m).update(Orphan={"Type": "Pass", "End": True}),
+            "Orphan: unreachable",
+        ),
+        (lambda m: stage_states(m)["Aggregate"].update(End=True), "both Next and End"),
+        (lambda m: stage_states(m)["Archive"].pop("End"), "neither goes on nor ends"),
+        (
+            lambda m: stage_states(m).update(Archive={"Type": "Pass", "Next": "Archive"}),
             "never finish",
         ),
         (lambda m: m["States"].update(Done={"Type": "Succeed"}), "one terminal state"),
@@ -213,24 +246,24 @@ def test_the_graph_check_finds_each_kind_of_breakage(breakage: Any, expected: st
 
 
 def test_state_names_are_unique_across_the_machine() -> None:
+    """ASL wants names unique in the whole machine: the distributed map's copies differ."""
     machine = load_asl()
-    machine["States"]["OneStage"]["Next"] = "Aggregate"
-    machine["States"]["Aggregate"] = {"Type": "Pass", "End": True}
-    machine["States"]["Stages"].pop("End")
-    machine["States"]["Stages"]["Next"] = "Aggregate"
-    assert "state name 'Aggregate' is used twice" in graph_errors(machine)
+    listed = stage_states(machine)["LoadManyFiles"]["ItemProcessor"]
+    listed["States"]["ValidateLoad"] = listed["States"].pop("ValidateLoadListed")
+    listed["StartAt"] = "ValidateLoad"
+    assert "state name 'ValidateLoad' is used twice" in graph_errors(machine)
 
 
 def test_every_task_retries_with_backoff_and_catches() -> None:
     machine = load_asl()
     tasks = [name for name, state in all_states(machine) if state["Type"] == "Task"]
-    assert len(tasks) == 6
+    assert len(tasks) == 7
     assert task_errors(machine) == []
 
 
 def test_the_task_check_finds_a_task_without_retry_or_catch() -> None:
     machine = load_asl()
-    aggregate = machine["States"]["Stages"]["ItemProcessor"]["States"]["Aggregate"]
+    aggregate = stage_states(machine)["Aggregate"]
     aggregate.pop("Catch")
     aggregate["Retry"] = [{"ErrorEquals": ["States.TaskFailed"], "BackoffRate": 1}]
     assert task_errors(machine) == [
@@ -242,8 +275,11 @@ def test_the_task_check_finds_a_task_without_retry_or_catch() -> None:
 
 
 def test_terminal_errors_are_not_retried_and_transient_ones_are() -> None:
+    """The Lambda failure handlers: the runtime names their errors (TransientError and
+    TerminalError); container tasks tell only by exit code and decide in the task."""
+    checked = 0
     for name, state in all_states(load_asl()):
-        if state["Type"] != "Task":
+        if FAILURE_HANDLER not in json.dumps(state.get("Parameters", {})):
             continue
         first_match = {
             error: retrier
@@ -252,6 +288,8 @@ def test_terminal_errors_are_not_retried_and_transient_ones_are() -> None:
         }
         assert first_match["TransientError"]["MaxAttempts"] == 3, name
         assert first_match["TerminalError"]["MaxAttempts"] == 0, name
+        checked += 1
+    assert checked == 3
 
 
 def test_every_failure_goes_to_mark_failed() -> None:
@@ -263,13 +301,39 @@ def test_every_failure_goes_to_mark_failed() -> None:
             assert FAILURE_HANDLER in json.dumps(handler), f"{name} -> {catcher['Next']}"
 
 
-def test_maps_are_inline_and_stages_run_in_order() -> None:
+def test_heavy_steps_are_container_tasks_running_the_entrypoints_steps() -> None:
+    from salesflow.entrypoints.tasks import STEPS
+
+    containers = {
+        name: state for name, state in all_states(load_asl()) if state.get("Resource") == ECS_SYNC
+    }
+    assert set(containers) == {"ValidateLoad", "ValidateLoadListed", "Aggregate"}
+    for name, state in containers.items():
+        parameters = state["Parameters"]
+        assert parameters["LaunchType"] == "FARGATE"
+        assert parameters["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"]
+        (override,) = parameters["Overrides"]["ContainerOverrides"]
+        step = re.match(r"States\.Array\('(\w+)'", override["Command.$"])
+        assert step and step.group(1) in STEPS, name
+        assert state["ResultPath"] is None, f"{name}: the task description would fill the state"
+        assert state["TimeoutSeconds"] <= 7200
+
+
+def test_small_stages_map_inline_big_ones_read_a_manifest_in_a_distributed_map() -> None:
     machine = load_asl()
     maps = {name: s for name, s in all_states(machine) if s["Type"] == "Map"}
-    assert set(maps) == {"Stages", "ValidateLoadFiles", "ArchiveFiles"}
-    assert all(m["ItemProcessor"]["ProcessorConfig"]["Mode"] == "INLINE" for m in maps.values())
+    assert set(maps) == {"Stages", "LoadFiles", "LoadManyFiles"}
     assert maps["Stages"]["MaxConcurrency"] == 1
-    assert all(m["MaxConcurrency"] > 1 for n, m in maps.items() if n != "Stages")
+    modes = {n: m["ItemProcessor"]["ProcessorConfig"]["Mode"] for n, m in maps.items()}
+    assert modes == {"Stages": "INLINE", "LoadFiles": "INLINE", "LoadManyFiles": "DISTRIBUTED"}
+    many = maps["LoadManyFiles"]
+    assert many["ItemReader"]["Parameters"]["Key.$"] == "$.manifest"
+    assert many["ResultWriter"]["Parameters"]["Prefix"].startswith("work/runs/")
+    assert all(m["ResultPath"] is None for m in maps.values()), "no results in the state"
+    inline = maps["LoadFiles"]["ItemProcessor"]["States"]
+    listed = many["ItemProcessor"]["States"]
+    renamed = json.dumps(listed).replace("ValidateLoadListed", "ValidateLoad")
+    assert json.loads(renamed.replace("MarkListedFileAsFailed", "MarkFileAsFailed")) == inline
 
 
 def test_the_definition_uses_exactly_the_substitution_names() -> None:

@@ -230,3 +230,33 @@ def test_a_missing_object_fails_without_a_lineage_row(backend: Backend, settings
     state = process_file(backend, settings, "inbox/orders_json/gone.json")
     assert state.status == "FAILED" and "not in the bucket" in (state.error or "")
     assert backend.tables.list_files() == []
+
+
+def test_publish_without_refresh_settles_the_file_and_leaves_the_kpis_to_its_caller(
+    backend: Backend, settings: Settings
+) -> None:
+    """The AWS KPI task refreshes a stage's totals once, then publishes each file with
+    ``refresh=False``: the file is settled and archived, its letters sent, the totals not
+    touched; the caller's refresh over the stage's days gives what per-file refreshes give."""
+    from salesflow.kpis import TOTALS, refresh_aggregates
+    from salesflow.pipeline.steps import commit, publish
+
+    sale = (
+        '{"sale_id": "s-%d", "product": "Mug", "price": 5, "quantity": %d,'
+        ' "timestamp": "2026-01-0%dT10:00:00Z"}\n'
+    )
+    states = []
+    for n in (1, 2):
+        key = _put(backend, f"inbox/sale_events/{n}.jsonl", sale % (n, n, n) + "{broken\n")
+        state = commit(backend, settings, load(backend, settings, claim(backend, settings, key)))
+        states.append(publish(backend, settings, state, refresh=False))
+    for state in states:
+        record = backend.tables.get_file(state.seq)
+        assert record is not None and record.settled and record.status == FileStatus.SUCCESS
+        assert record.archive_key and backend.store.exists(record.archive_key)
+    assert len(backend.letters.find()) == 2
+    assert backend.tables.read_aggregates(TOTALS).is_empty()
+    days = sorted({d for s in states for d in s.day_dates})
+    refresh_aggregates(backend.records, backend.tables, "sale_events", days)
+    totals = backend.tables.read_aggregates(TOTALS).filter(pl.col("scope") == "sale_events.day")
+    assert sorted(totals.get_column("total_amount").to_list()) == [5.0, 10.0]

@@ -1,19 +1,18 @@
-"""AWS Lambda handlers: thin adapters from events to the pipeline's steps.
+"""The light AWS Lambda handlers: events in, Step Functions executions out, files settled.
 
-``detector`` turns S3 events (a bucket notification, or EventBridge's "Object Created") and the
-batching timer into Step Functions executions; ``validate_load``, ``aggregate``, ``archive`` and
-``mark_failed`` are the tasks of ``infra/statemachine.asl.json``; ``generator`` is seed 003's
-live feed. Each handler parses its event, calls ``salesflow.pipeline``, logs structured JSON
-(Powertools Logger) and emits CloudWatch metrics in embedded metric format, and returns a
-small JSON-safe dict: a ``StepState`` for the tasks, so the state machine carries no records.
+``detector`` turns S3 events (a bucket notification, or EventBridge's "Object Created"), the
+batching timer and the inbox sweep into Step Functions executions; ``archive`` and
+``mark_failed`` are the state machine's light tasks (``infra/statemachine.asl.json``); the
+heavy ones (validate-and-load, KPIs) run as ECS tasks from the container image
+(``tasks.py``). ``generator`` is seed 003's live feed.
 
-Errors: Step Functions' Retry and Catch match on the ``errorType`` that the Lambda runtime
-takes from the exception's class name. Tasks therefore raise exactly ``TransientError``
-(retried with backoff) or ``TerminalError`` (not retried; Catch sends the file to failed/);
-any other exception keeps its own name and is retried as ``States.TaskFailed``.
+These functions ship in a small zip with no Polars and no numpy
+(``salesflow.adapters.aws.package``): nothing they call may import either. The build refuses
+a handler module that reaches them, and ``tests/integration/aws/test_package.py`` imports the
+handlers and the steps they run (``fail_key``) from the zip alone.
 
-The backend is built once per container, on first use, from ``Settings()`` (so from the
-function's environment: ``SALESFLOW_BACKEND=aws``, ``SALESFLOW_AWS__BUCKET`` ...).
+Each handler parses its event, calls ``salesflow.pipeline``, logs structured JSON, emits
+CloudWatch metrics in embedded metric format, and returns a small JSON-safe dict.
 """
 
 from __future__ import annotations
@@ -22,152 +21,47 @@ import functools
 import hashlib
 import json
 import random
-import sys
-import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import groupby
-from typing import Any, NoReturn, cast
+from typing import Any
 
-import polars as pl
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
-    AmazonCloudWatchEMFProvider,
-)
 from botocore.exceptions import BotoCoreError, ClientError
 
 from salesflow import layout
 from salesflow.adapters.aws.errors import error_code, translate
 from salesflow.adapters.aws.s3 import decode_event_key
-from salesflow.config import Settings
-from salesflow.errors import InvalidKeyError, SalesflowError, TerminalError, TransientError
-from salesflow.logs import MaskEmails, mask_email
-from salesflow.models import AlertStatus, FileStatus, PendingFile, utcnow
+from salesflow.entrypoints import runs
+from salesflow.entrypoints.runtime import Metrics, Runtime, log, reraise_as, runtime
+from salesflow.errors import InvalidKeyError, TerminalError, TransientError
+from salesflow.logs import mask_email
+from salesflow.models import AlertStatus, FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.pipeline.batching import decide_batch
 from salesflow.pipeline.delivery import DUE_BATCH, courier_for
 from salesflow.pipeline.state import StepState
-from salesflow.pipeline.steps import claim, commit, fail_key, load, publish_safely
-from salesflow.ports import Backend
 from salesflow.samples.live import sale_event
-
-NAMESPACE = "salesflow"
-SERVICE = "salesflow"
-TERMINAL = (TerminalError, pl.exceptions.PolarsError, ValueError)
 
 Event = dict[str, Any]
 Result = dict[str, Any]
 Handler = Callable[[Event, Any], Result]
 
 
-_lock = threading.RLock()
-
-
-class _Stdout:
-    """``sys.stdout`` looked up at each write, so logs follow whatever stdout is now."""
-
-    def write(self, text: str) -> int:
-        return sys.stdout.write(text)
-
-    def flush(self) -> None:
-        sys.stdout.flush()
-
-
-_logger: Logger | None = None
-
-
-def log() -> Logger:
-    """The Powertools logger, made on first use (so importing this module configures nothing).
-
-    Records of salesflow's own modules (children of the ``salesflow`` logger) get its JSON
-    format too, with emails masked; Powertools keeps the Lambda runtime's root handler from
-    printing them a second time.
-    """
-    global _logger
-    with _lock:
-        if _logger is None:
-            _logger = Logger(service=SERVICE, stream=cast(Any, _Stdout()))
-            _logger.registered_handler.addFilter(MaskEmails())
-        return _logger
-
-
-@dataclass
-class Runtime:
-    """What a warm container keeps between invocations."""
-
-    settings: Settings
-    backend: Backend
-    _stepfunctions: Any = field(default=None, repr=False)
-
-    def stepfunctions(self) -> Any:
-        """A Step Functions client (honours ``AWS_ENDPOINT_URL`` like every other client)."""
-        if self._stepfunctions is None:
-            from salesflow.adapters.aws import client
-
-            self._stepfunctions = client(self.settings, "stepfunctions")
-        return self._stepfunctions
-
-
-_runtimes: dict[str, Runtime] = {}
-
-
-def runtime() -> Runtime:
-    """The container's runtime, built on first use. Keyed by the settings: a Lambda container
-    has one configuration, so one entry; the tests run several functions in one process."""
-    settings = Settings()
-    fingerprint = settings.model_dump_json()
-    with _lock:
-        if fingerprint not in _runtimes:
-            from salesflow.adapters import build_backend
-
-            _runtimes[fingerprint] = Runtime(settings, build_backend(settings))
-        return _runtimes[fingerprint]
-
-
-class _Metrics:
-    """One invocation's metrics, flushed as one EMF document (never shared across calls)."""
-
-    def __init__(self, function: str) -> None:
-        self._emf = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
-        self._emf.add_dimension(name="function", value=function)
-
-    def count(self, name: str, value: float) -> None:
-        self._emf.add_metric(name=name, unit=MetricUnit.Count, value=value)
-
-    def flush(self, started: float) -> None:
-        latency = (time.perf_counter() - started) * 1000
-        self._emf.add_metric(name="LatencyMs", unit=MetricUnit.Milliseconds, value=latency)
-        self._emf.flush_metrics()
-
-
-def _reraise_as(kind: type[SalesflowError], exc: Exception) -> NoReturn:
-    """Raise ``exc`` under the class name Step Functions matches on, keeping it as the cause."""
-    if type(exc) is kind:
-        raise exc
-    if isinstance(exc, SalesflowError):
-        raise kind(exc.message, hint=exc.hint) from exc
-    raise kind(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _task(function: Callable[[Runtime, Event, _Metrics], Result]) -> Handler:
+def _task(function: Callable[[Runtime, Event, Metrics], Result]) -> Handler:
     """A Lambda handler around ``function``: logging context, metrics, error names."""
     name = function.__name__.lstrip("_")
 
     def run(event: Event, context: Any) -> Result:
-        started = time.perf_counter()
-        metrics = _Metrics(name)
+        metrics = Metrics(name)
         try:
-            return function(runtime(), event, metrics)
+            return function(runtime(getattr(context, "function_name", name)), event, metrics)
         except TransientError as exc:
             log().warning("transient failure, retried", extra={"error": mask_email(str(exc))})
-            _reraise_as(TransientError, exc)
-        except TERMINAL as exc:
+            reraise_as(TransientError, exc)
+        except (TerminalError, ValueError) as exc:
             log().error("terminal failure", extra={"error": mask_email(str(exc))})
-            _reraise_as(TerminalError, exc)
+            reraise_as(TerminalError, exc)
         finally:
-            metrics.flush(started)
+            metrics.flush()
 
     @functools.wraps(function)
     def handler(event: Event, context: Any) -> Result:
@@ -193,18 +87,20 @@ class Arrival:
 def arrivals(event: Event) -> list[Arrival]:
     """The objects announced by an S3 notification or an EventBridge "Object Created" event.
 
-    Both send the key URL-encoded. A timer or unknown event announces nothing.
+    Both send the key URL-encoded. The upload's token is its version id (the bucket is
+    versioned), else the event's sequencer, else the ETag. A timer or unknown event announces
+    nothing.
     """
     found: list[Arrival] = []
     for record in event.get("Records", []):
         obj = record.get("s3", {}).get("object", {})
         if "key" in obj:
-            token = str(obj.get("sequencer") or obj.get("eTag") or "")
+            token = str(obj.get("versionId") or obj.get("sequencer") or obj.get("eTag") or "")
             found.append(Arrival(decode_event_key(obj["key"]), token, _when(record, "eventTime")))
     if event.get("detail-type") == "Object Created":
         obj = event.get("detail", {}).get("object", {})
         if "key" in obj:
-            token = str(obj.get("sequencer") or obj.get("etag") or "")
+            token = str(obj.get("version-id") or obj.get("sequencer") or obj.get("etag") or "")
             found.append(Arrival(decode_event_key(obj["key"]), token, _when(event, "time")))
     return found
 
@@ -244,16 +140,74 @@ def start_execution(rt: Runtime, name: str, payload: Event) -> str:
     return name
 
 
-def stages(batch: Sequence[PendingFile]) -> list[Event]:
-    """A batch in dependency order as consecutive stages of one dataset each."""
-    return [
-        {"files": [{"key": f.key, "dataset": f.dataset} for f in group]}
-        for _, group in groupby(batch, key=lambda f: f.dataset)
-    ]
+def start_files(rt: Runtime, prefix: str, token: str, files: list[tuple[str, str]]) -> str:
+    """Plan and start one execution for ``files`` (``(key, dataset)``, in dependency order)."""
+    name = execution_name(prefix, [token, *(key for key, _ in files)])
+    return start_execution(rt, name, runs.plan(rt.backend.store, name, files))
 
 
-def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+def _running(rt: Runtime) -> bool:
+    """Whether any execution of the state machine is running now (one cheap List call)."""
+    try:
+        found = rt.stepfunctions().list_executions(
+            stateMachineArn=rt.settings.aws.state_machine_arn,
+            statusFilter="RUNNING",
+            maxResults=1,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, "states list-executions") from exc
+    return bool(found.get("executions"))
+
+
+def _sweep(rt: Runtime, metrics: Metrics) -> Result:
+    """Start what a lost S3 event left in the inbox; count the files that look stuck.
+
+    An object older than ``aws.sweep_after_seconds`` with no lineage in progress and no
+    pending row is started under the name its version gives, so sweeping twice starts it
+    once. A file of a batched dataset goes back to pending instead, and only while no
+    execution runs (it could be waiting in a running batch). Objects older than
+    ``aws.stuck_after_seconds`` are counted in ``FilesStuck``: a file stays in the inbox only
+    while it waits or is processed.
+    """
     backend, settings = rt.backend, rt.settings
+    sweep_after = timedelta(seconds=settings.aws.sweep_after_seconds)
+    stuck_after = timedelta(seconds=settings.aws.stuck_after_seconds)
+    now = utcnow()
+    pending = {p.key for p in backend.tables.list_pending()}
+    batched = set(settings.batching.datasets)
+    started: list[str] = []
+    requeued: list[str] = []
+    stuck = 0
+    idle: bool | None = None
+    for info in backend.store.list(layout.INBOX):
+        key = info.key
+        if key.endswith("/") or layout.is_temporary(key):
+            continue
+        age = now - info.modified
+        stuck += age >= stuck_after
+        if age < sweep_after or key in pending:
+            continue
+        if backend.tables.list_files(FileStatus.IN_PROGRESS, key=key):
+            continue  # claimed: its execution (or the next sweep after it fails) finishes it
+        dataset = layout.inbox_dataset(key) or ""
+        if dataset in batched:
+            idle = (not _running(rt)) if idle is None else idle
+            if idle:
+                backend.tables.add_pending(PendingFile(key, dataset, info.modified))
+                requeued.append(key)
+            continue
+        token = info.version or f"{info.modified.isoformat()}-{info.size}"
+        started.append(start_files(rt, "sweep", token, [(key, dataset)]))
+    metrics.count("FilesStuck", stuck)
+    metrics.count("ExecutionsStarted", len(started))
+    log().info("swept", extra={"started": started, "requeued": requeued, "stuck": stuck})
+    return {"started": started, "requeued": requeued, "stuck": stuck}
+
+
+def _detector(rt: Runtime, event: Event, metrics: Metrics) -> Result:
+    backend, settings = rt.backend, rt.settings
+    if event.get("sweep"):
+        return _sweep(rt, metrics)
     batched = set(settings.batching.datasets)
     started: list[str] = []
     waiting: list[str] = []
@@ -271,32 +225,39 @@ def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
         if not backend.store.exists(key):
             log().info("ignored: no longer in the inbox", extra={"key": key})
             continue
-        dataset = layout.inbox_dataset(key)
+        dataset = layout.inbox_dataset(key) or ""
         if dataset in batched:
             backend.tables.add_pending(PendingFile(key, dataset, arrival.at))
             waiting.append(key)
             continue
-        name = execution_name("file", [key, arrival.token])
-        started.append(start_execution(rt, name, {"files": [{"key": key, "dataset": dataset}]}))
-    batch = decide_batch(backend.tables, settings.batching, utcnow())
+        started.append(start_files(rt, "file", arrival.token, [(key, dataset)]))
+    batch = (decide_batch(backend.tables, settings.batching, utcnow()) or [])[
+        : settings.batching.max_files
+    ]
     if batch:
-        name = execution_name("batch", sorted(f.key for f in batch))
-        started.append(start_execution(rt, name, {"stages": stages(batch)}))
+        started.append(start_files(rt, "batch", "", [(f.key, f.dataset) for f in batch]))
+        # Only now that the execution exists: a failed start leaves the batch pending.
         backend.tables.remove_pending([f.key for f in batch])
     metrics.count("ExecutionsStarted", len(started))
     if not announced:  # the every-minute timer: retry the alerts that are due
         _deliver_alerts(rt, metrics, source_file=None)
     log().info("detected", extra={"started": started, "pending": waiting})
-    return {"started": started, "pending": waiting, "batch": [f.key for f in batch or []]}
+    return {"started": started, "pending": waiting, "batch": [f.key for f in batch]}
 
 
 detector = _task(_detector)
 
 
-# ------------------------------------------------------------------------------------- tasks
+# ------------------------------------------------------------------------- light tasks
 
 
-def _deliver_alerts(rt: Runtime, metrics: _Metrics, *, source_file: str | None) -> None:
+def _settled(rt: Runtime, state: StepState) -> bool:
+    """Whether the committed version ``state`` is published (its lineage row settled)."""
+    record = rt.backend.tables.get_file(state.seq)
+    return record is not None and record.settled
+
+
+def _deliver_alerts(rt: Runtime, metrics: Metrics, *, source_file: str | None) -> None:
     """Deliver alerts within the ingest budget: with ``source_file``, the ones that file
     raised, once it is published (``archive``); without, the retries that are due (the
     every-minute timer) and fresh alerts whose file's invocation died before sending them.
@@ -327,89 +288,138 @@ def _deliver_alerts(rt: Runtime, metrics: _Metrics, *, source_file: str | None) 
     )
 
 
-def _validate_load(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    key = str(event["key"])
-    state = claim(rt.backend, rt.settings, key, dataset=event.get("dataset"))
-    if state.done:
-        metrics.count("FilesProcessed", 1)
-        log().info("file already done", extra={"key": key, "status": state.status})
-        return state.to_dict()
-    state = load(rt.backend, rt.settings, state)
-    state = commit(rt.backend, rt.settings, state)
-    metrics.count("RowsIn", state.rows_in)
-    metrics.count("RowsValid", state.valid)
-    metrics.count("RowsRejected", state.rejected)
-    log().info(
-        "file loaded",
-        extra={
-            "key": key,
-            "dataset": state.dataset,
-            "rows_in": state.rows_in,
-            "valid": state.valid,
-            "rejected": state.rejected,
-        },
-    )
-    return state.to_dict()
+def _archive(rt: Runtime, event: Event, metrics: Metrics) -> Result:
+    """Report the stage and deliver the alerts of the files it published.
 
-
-validate_load = _task(_validate_load)
-
-
-def _aggregate(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    """The stage's files are committed by ValidateLoad; their totals and KPIs are refreshed
-    when each is published (Archive). Kept as a state of its own for the state machine."""
-    states = [StepState.from_dict(s) for s in event["states"]]
-    return {"states": [s.to_dict() for s in states]}
-
-
-aggregate = _task(_aggregate)
-
-
-def _archive(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    state = publish_safely(rt.backend, rt.settings, StepState.from_dict(event))
-    _deliver_alerts(rt, metrics, source_file=state.key)
-    metrics.count("FilesProcessed", 1)
-    log().info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
-    return state.to_dict()
+    The KPI task publishes every committed file of the stage (letters, alerts, archive move,
+    settled) and rewrites its result; this light function only reads the results, sends the
+    alerts each published file raised, and counts the outcome. Idempotent: an alert is
+    claimed before it is sent, so a retry never sends one twice.
+    """
+    outcome: dict[str, int] = {}
+    published = unpublished = 0
+    for state in runs.read_states(rt.backend.store, str(event["results"])).values():
+        outcome[state.status] = outcome.get(state.status, 0) + 1
+        if state.status != FileStatus.SUCCESS:
+            continue
+        if not _settled(rt, state):
+            unpublished += 1
+            log().error("file committed, not published", extra={"key": state.key})
+            continue
+        published += 1
+        _deliver_alerts(rt, metrics, source_file=state.key)
+        log().info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
+    metrics.count("FilesProcessed", published)
+    metrics.count("FilesUnpublished", unpublished)
+    return {"archived": published, "unpublished": unpublished, "files": outcome}
 
 
 archive = _task(_archive)
 
 
 def failure_message(error: Any) -> str:
-    """A one-line cause from a Step Functions Catch result (``{"Error", "Cause"}``)."""
+    """A one-line cause from a Step Functions Catch result (``{"Error", "Cause"}``): the
+    Lambda's error message, or the stopped ECS task's reason and exit code."""
     if not isinstance(error, dict):
         return str(error)
+    name = error.get("Error", "Error")
     cause = str(error.get("Cause", ""))
     try:
-        cause = str(json.loads(cause).get("errorMessage", cause))
-    except (ValueError, AttributeError):
-        pass
-    return f"{error.get('Error', 'Error')}: {cause}"
+        parsed = json.loads(cause)
+    except ValueError:
+        return f"{name}: {cause}"
+    if not isinstance(parsed, dict):
+        return f"{name}: {cause}"
+    if "errorMessage" in parsed:
+        return f"{name}: {parsed['errorMessage']}"
+    if "StoppedReason" in parsed or "Containers" in parsed:
+        codes = [c.get("ExitCode") for c in parsed.get("Containers", []) if "ExitCode" in c]
+        reason = parsed.get("StoppedReason", "stopped")
+        return (
+            f"{name}: the container task stopped ({reason}), exit code {codes[0] if codes else '?'}"
+        )
+    return f"{name}: {cause}"
 
 
-def _fail_one(rt: Runtime, file: Event, message: str, metrics: _Metrics) -> Result:
-    if file.get("status", FileStatus.IN_PROGRESS) != FileStatus.IN_PROGRESS:
-        return file  # already final (DUPLICATE, FAILED): nothing to undo
-    state = fail_key(rt.backend, rt.settings, str(file["key"]), message)
-    if state is None:
-        return file  # nothing IN_PROGRESS under that key: already final
-    metrics.count("FilesFailed", 1)
-    log().error("file failed", extra={"key": state.key, "error": mask_email(message)})
-    return state.to_dict()
+def _fail(rt: Runtime, key: str, message: str, *, unclaimed: bool = False) -> StepState | None:
+    """Fail the version of ``key`` not yet committed (``fail_key``); None if there is none:
+    a committed version is never failed, only published later. With ``unclaimed``, an
+    object no task could even claim (it crashed first) is claimed as a failed version."""
+    from salesflow.pipeline.steps import fail_key
+
+    failed = fail_key(rt.backend, rt.settings, key, message)
+    if failed is None and unclaimed:
+        failed = _fail_unclaimed(rt, key, message)
+    if failed is not None:
+        log().error("file failed", extra={"key": failed.key, "error": mask_email(message)})
+    return failed
 
 
-def _mark_failed(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
-    """Archive to failed/ with lineage FAILED, undoing what the file stored.
+def _fail_unclaimed(rt: Runtime, key: str, message: str) -> StepState | None:
+    """Claim the object now at ``key`` as a failed version, unless that version has a row.
 
-    ``event`` is one file (its key, or its whole state) with the Catch result in ``error``,
-    or ``{"states": [...], "error": ...}`` for every file of a stage; files already final
-    are returned as they are.
+    ``steps`` does the same for a file it cannot read, but finds the dataset with the
+    dataset specs (Polars); here the inbox folder names it, or ``unknown``."""
+    from salesflow.pipeline.steps import fail
+
+    backend = rt.backend
+    info = backend.store.stat(key)
+    if info is None or backend.tables.find_version(key, info.version) is not None:
+        return None
+    dataset = layout.inbox_dataset(key) or "unknown"
+    record = FileRecord(
+        key=key,
+        sha256="unreadable",
+        size=info.size,
+        dataset=dataset,
+        seq=backend.tables.next_seq(),
+        started_at=utcnow(),
+        version=info.version,
+        arrived_at=info.modified,
+        source=layout.source_name(key, dataset),
+    )
+    record, _ = backend.tables.claim(record)
+    return fail(backend, rt.settings, StepState.of(record), message)
+
+
+def _mark_failed(rt: Runtime, event: Event, metrics: Metrics) -> Result:
+    """Archive to failed/ with lineage FAILED what a container task could not finish.
+
+    ``event`` is one file (``{"key", "result", "error"}``, after its validate-and-load task
+    failed for good) or a stage (``{"results", "error"}``, after its KPI task failed for
+    good). Only versions not yet committed (IN_PROGRESS) are failed: a committed file keeps
+    its records and stays SUCCESS, not settled, until the sweep or the next run publishes it.
+    The results are rewritten, so the stage's later steps see the failed files.
     """
     message = failure_message(event.get("error"))
-    if "states" in event:
-        return {"states": [_fail_one(rt, dict(f), message, metrics) for f in event["states"]]}
-    return _fail_one(rt, dict(event), message, metrics)
+    store = rt.backend.store
+    failed = 0
+    unpublished = 0
+    if "results" in event:
+        for key, state in runs.read_states(store, str(event["results"])).items():
+            if state.status == FileStatus.SUCCESS and not _settled(rt, state):
+                unpublished += 1
+            if state.status != FileStatus.IN_PROGRESS:
+                continue
+            done = _fail(rt, state.key, message)
+            if done is not None:
+                runs.write_state(store, key, done)
+                failed += 1
+    else:
+        known = runs.read_state(store, str(event["result"]))
+        if known is None or known.status == FileStatus.IN_PROGRESS:
+            done = _fail(rt, str(event["key"]), message, unclaimed=True)
+            if done is not None:
+                runs.write_state(store, str(event["result"]), done)
+                failed += 1
+    metrics.count("FilesFailed", failed)
+    metrics.count("FilesUnpublished", unpublished)
+    if unpublished:
+        log().error(
+            "committed files left to publish",
+            extra={"results": event.get("results"), "files": unpublished, "error": message},
+        )
+    return {"failed": failed, "unpublished": unpublished}
 
 
 mark_failed = _task(_mark_failed)
@@ -418,7 +428,7 @@ mark_failed = _task(_mark_failed)
 # ----------------------------------------------------------------------------------- live feed
 
 
-def _generator(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
+def _generator(rt: Runtime, event: Event, metrics: Metrics) -> Result:
     """Seed 003's live feed: one mock sale written to ``inbox/sale_events/``. Its S3 event
     runs it through the pipeline like any file, so a high-value sale alerts on SNS then."""
     now = utcnow()

@@ -30,13 +30,10 @@ import signal
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from salesflow import layout
 from salesflow.config import Settings
-from salesflow.datasets import dataset_of_folder, detect_dataset, get_spec, undetected
-from salesflow.engines import engine_for
 from salesflow.errors import (
     FileLevelError,
     SalesflowError,
@@ -44,13 +41,18 @@ from salesflow.errors import (
     StoreUnavailable,
     TransientError,
 )
-from salesflow.kpis import refresh_aggregates
 from salesflow.models import FileRecord, FileStatus, utcnow
 from salesflow.pipeline import redrive
-from salesflow.pipeline.routing import dead_letters, high_value_alerts
 from salesflow.pipeline.state import StepState
 from salesflow.ports import Backend
-from salesflow.validation import FileReport, Reference
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from salesflow.validation import Reference
+
+# Polars, the datasets, the engines and the KPIs are imported by the steps that use them: the
+# AWS mark-failed step (``fail_key``) runs in a light Lambda whose package holds no Polars.
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,8 @@ def resolve_dataset(key: str, head: bytes, explicit: str | None) -> str:
     Raises ``FileLevelError`` (empty file, unknown dataset); see ``detect`` for a version
     that never raises.
     """
+    from salesflow.datasets import dataset_of_folder, detect_dataset, get_spec, undetected
+
     if explicit:
         return get_spec(explicit).name
     prefixed = dataset_of_folder(layout.inbox_dataset(key))
@@ -187,6 +191,8 @@ def claim(
     try:
         name = resolve_dataset(key, head, dataset)
     except FileLevelError as exc:
+        from salesflow.datasets import dataset_of_folder
+
         name = dataset or dataset_of_folder(layout.inbox_dataset(key)) or "unknown"
         problem = exc
     record = FileRecord(
@@ -274,6 +280,8 @@ def _move_if_unchanged(backend: Backend, record: FileRecord) -> bool:
 
 def _reference(backend: Backend, names: set[str]) -> Reference:
     """Keys of the referenced datasets already in the store (the batch's earlier files included)."""
+    from salesflow.validation import Reference
+
     return Reference(
         keys={n: backend.records.read(n, columns=[]).get_column("_key") for n in names}
     )
@@ -288,6 +296,8 @@ def _spool(backend: Backend, seq: int, name: str, frame: pl.DataFrame) -> None:
 
 @contextlib.contextmanager
 def _spooled(backend: Backend, seq: int, prefix: str) -> Iterator[list[pl.DataFrame]]:
+    import polars as pl
+
     frames = []
     for info in backend.store.list(layout.work_key(seq, prefix)):
         frames.append(pl.read_parquet(io.BytesIO(backend.store.get_bytes(info.key))))
@@ -306,6 +316,12 @@ def load(
     high-value sales spooled for publish. A redo first drops what an earlier attempt wrote."""
     if state.done:
         return state
+    import polars as pl
+
+    from salesflow.datasets import get_spec
+    from salesflow.engines import engine_for
+    from salesflow.validation import FileReport
+
     failpoint(settings, "after_start", state.dataset)
     now = now or utcnow()
     spec = get_spec(state.dataset)
@@ -354,6 +370,8 @@ def load(
 
 def _alert_rows(dataset: str, valid: pl.DataFrame, threshold: float) -> pl.DataFrame:
     """The high-value sales of a chunk: ``_key`` and ``amount`` above ``threshold``."""
+    import polars as pl
+
     if "amount" not in valid.columns:
         return pl.DataFrame(schema={"_key": pl.String, "amount": pl.Float64})
     return valid.filter(pl.col("amount") > threshold).select("_key", "amount")
@@ -422,14 +440,27 @@ def _changed(backend: Backend, record: FileRecord, now: datetime) -> StepState:
 
 
 def publish(
-    backend: Backend, settings: Settings, state: StepState, *, now: datetime | None = None
+    backend: Backend,
+    settings: Settings,
+    state: StepState,
+    *,
+    now: datetime | None = None,
+    refresh: bool = True,
 ) -> StepState:
     """Everything that follows a commit, each part idempotent: letters and alerts from the
     spool, totals and KPIs of the touched days, the archive move, the spool removed, and the
-    row marked settled. A crash anywhere in it is finished by ``recover``."""
+    row marked settled. A crash anywhere in it is finished by ``recover``.
+
+    ``refresh=False`` skips the totals and KPIs: the caller refreshed them once for a group
+    of files (the AWS KPI task, over the union of a stage's days) before publishing each."""
     record = _row(backend, state)
     if record.status != FileStatus.SUCCESS or record.settled:
         return StepState.of(record)
+    from salesflow.datasets import get_spec
+    from salesflow.engines import engine_for
+    from salesflow.kpis import refresh_aggregates
+    from salesflow.pipeline.routing import dead_letters, high_value_alerts
+
     spec = get_spec(record.dataset)
     now = now or utcnow()
     origins = redrive.read_origins(backend.store, record.key) if record.origin else None
@@ -450,13 +481,14 @@ def publish(
             backend.tables.add_alerts(
                 high_value_alerts(spec.name, record.key, hits, threshold=threshold, sinks=sinks)
             )
-    refresh_aggregates(
-        backend.records,
-        backend.tables,
-        spec.name,
-        StepState.of(record).day_dates,
-        engine_for(settings),
-    )
+    if refresh:
+        refresh_aggregates(
+            backend.records,
+            backend.tables,
+            spec.name,
+            StepState.of(record).day_dates,
+            engine_for(settings),
+        )
     failpoint(settings, "after_aggregate", spec.name)
     moved = _move_if_unchanged(backend, record)
     if not moved and backend.store.stat(record.key) is not None:
@@ -493,7 +525,11 @@ def fail(
     record = backend.tables.get_file(state.seq)
     if record is None or record.status != FileStatus.IN_PROGRESS:
         return StepState.of(record) if record is not None else state
-    with contextlib.suppress(SalesflowError):
+    # ImportError: the light AWS mark-failed Lambda holds no Polars (docs/aws.md); what a
+    # crashed task stored for an uncommitted version stays behind there, never committed.
+    with contextlib.suppress(SalesflowError, ImportError):
+        from salesflow.datasets import get_spec
+
         backend.records.drop(get_spec(record.dataset).name, record.seq)
     _drop_spool(backend, record.seq)
     record.status = FileStatus.FAILED
@@ -594,6 +630,8 @@ def _fail_unclaimed(
         return StepState(
             key=key, dataset="unknown", seq=0, sha256="missing", status="FAILED", error=error
         )
+    from salesflow.datasets import dataset_of_folder
+
     dataset = dataset_of_folder(layout.inbox_dataset(key)) or "unknown"
     record = FileRecord(
         key=key,

@@ -14,11 +14,13 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 
 from salesflow.config import Settings
+from tests.fixtures.wheels import IMAGE_URI
 
 STACK = "salesflow"
 EXECUTION_TIMEOUT = 120.0
@@ -216,32 +218,23 @@ def drain(queue_url: str) -> list[str]:
         )
 
 
-def deploy_stack(name: str = STACK) -> Stack:
+def deploy_stack(name: str = STACK, *, package: Path) -> Stack:
     """Deploy the stack with ``salesflow aws deploy``'s own code into the emulator.
 
-    The Lambda package is a stand-in zip (what it was built for, and an empty package): the
-    dispatch fixture runs the handlers from this checkout, so only the functions'
-    configuration (handler, environment) matters here. The live feed's schedule is off.
+    ``package`` is the light Lambda zip (built once per session by the real packaging path);
+    the tasks' image is named, not built (no container engine here): the dispatch fixtures
+    run the handlers and the image's entrypoint from this checkout. The live feed is off.
     """
-    import tempfile
     import warnings
-    import zipfile
-    from pathlib import Path
 
     from salesflow.adapters.aws.deploy import deploy
-    from salesflow.adapters.aws.package import MANIFEST
 
-    with tempfile.TemporaryDirectory(prefix="salesflow-e2e-") as tmp:
-        package = Path(tmp) / "salesflow-lambda-stub.zip"
-        with zipfile.ZipFile(package, "w") as archive:
-            archive.writestr(MANIFEST, json.dumps({"python": "3.12"}))
-            archive.writestr("salesflow/__init__.py", "")
-        with warnings.catch_warnings():
-            # moto warns about the resource types it does not emulate (bucket policy, alarm).
-            warnings.simplefilter("ignore", UserWarning)
-            outputs = deploy(
-                Settings(), stack_name=name, package=package, live_feed=False, poll_seconds=1
-            )
+    with warnings.catch_warnings():
+        # moto warns about the resource types it does not emulate (bucket policy, ...).
+        warnings.simplefilter("ignore", UserWarning)
+        outputs = deploy(
+            Settings(), stack_name=name, package=package, image_uri=IMAGE_URI, poll_seconds=1
+        )
     return Stack(name, outputs, function_names(name))
 
 
@@ -281,10 +274,16 @@ class Throttle:
 
 
 def run_files(stack: Stack, files: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    """Start the state machine on ``files`` directly (no detector) and wait for it."""
+    """Start the state machine on ``files`` (``{"key", "dataset"}``, one stage per dataset)
+    directly, as the detector would plan it, and wait for it."""
+    from salesflow.adapters.aws.s3 import S3ObjectStore
+    from salesflow.entrypoints.runs import plan
+
+    store = S3ObjectStore(boto3.client("s3"), stack.bucket)
+    payload = plan(store, name, [(f["key"], f.get("dataset") or "") for f in files])
     client = boto3.client("stepfunctions")
     arn = client.start_execution(
-        stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps({"files": files})
+        stateMachineArn=stack.state_machine_arn, name=name, input=json.dumps(payload)
     )["executionArn"]
     deadline = time.monotonic() + EXECUTION_TIMEOUT
     while (described := client.describe_execution(executionArn=arn))["status"] == "RUNNING":

@@ -13,15 +13,14 @@ from botocore.stub import Stubber
 from salesflow.config import Settings
 from salesflow.entrypoints.lambdas import (
     Arrival,
-    Runtime,
     arrivals,
     execution_name,
     failure_message,
-    stages,
     start_execution,
 )
+from salesflow.entrypoints.runs import plan, read_states, results_prefix, write_state
+from salesflow.entrypoints.runtime import Runtime
 from salesflow.errors import TerminalError, TransientError
-from salesflow.models import PendingFile
 from tests.fixtures.memory import memory_backend
 
 # The shape S3 sends to Lambda (a bucket notification), trimmed to what is read.
@@ -111,29 +110,80 @@ def test_execution_names_are_stable_valid_and_distinct() -> None:
 
 
 def test_a_batch_becomes_one_stage_per_dataset_in_order() -> None:
-    at = datetime(2026, 3, 1, tzinfo=UTC)
-    batch = [
-        PendingFile("inbox/products/p1.csv", "products", at),
-        PendingFile("inbox/products/p2.csv", "products", at),
-        PendingFile("inbox/orders/o.csv", "orders", at),
-        PendingFile("inbox/order_items/i.csv", "order_items", at),
+    backend = memory_backend()
+    files = [
+        ("inbox/products/p1.csv", "products"),
+        ("inbox/products/p2.csv", "products"),
+        ("inbox/orders/o.csv", "orders"),
+        ("inbox/order_items/i.csv", "order_items"),
     ]
-    assert stages(batch) == [
-        {
-            "files": [
-                {"key": "inbox/products/p1.csv", "dataset": "products"},
-                {"key": "inbox/products/p2.csv", "dataset": "products"},
-            ]
-        },
-        {"files": [{"key": "inbox/orders/o.csv", "dataset": "orders"}]},
-        {"files": [{"key": "inbox/order_items/i.csv", "dataset": "order_items"}]},
-    ]
+    stages = plan(backend.store, "batch-1", files)["stages"]
+    assert [s["dataset"] for s in stages] == ["products", "orders", "order_items"]
+    assert stages[0] == {
+        "dataset": "products",
+        "results": "work/runs/batch-1/00/results/",
+        "files": [
+            {
+                "key": "inbox/products/p1.csv",
+                "dataset": "products",
+                "result": "work/runs/batch-1/00/results/00000.json",
+            },
+            {
+                "key": "inbox/products/p2.csv",
+                "dataset": "products",
+                "result": "work/runs/batch-1/00/results/00001.json",
+            },
+        ],
+    }
+    assert backend.store.list("work/") == []  # small stages live in the state only
+
+
+def test_a_big_stage_is_a_manifest_in_the_bucket_not_a_list_in_the_state() -> None:
+    backend = memory_backend()
+    files = [(f"inbox/sale_events/{i}.json", "sale_events") for i in range(5)]
+    (stage,) = plan(backend.store, "file-x", files, inline=4)["stages"]
+    assert stage == {
+        "dataset": "sale_events",
+        "results": "work/runs/file-x/00/results/",
+        "manifest": "work/runs/file-x/00/files.json",
+        "count": 5,
+    }
+    manifest = json.loads(backend.store.get_bytes(stage["manifest"]))
+    assert [f["key"] for f in manifest] == [k for k, _ in files]
+    assert manifest[4]["result"] == "work/runs/file-x/00/results/00004.json"
+
+
+def test_results_are_read_back_by_stage() -> None:
+    from salesflow.pipeline.state import StepState
+
+    backend = memory_backend()
+    prefix = results_prefix("file-y", 0)
+    state = StepState("inbox/a.json", "orders_json", "inbox/a.json", 3, "0" * 64, "SUCCESS")
+    write_state(backend.store, f"{prefix}00000.json", state)
+    backend.store.put_bytes(f"{prefix}notes.txt", b"not a result")
+    assert read_states(backend.store, prefix) == {f"{prefix}00000.json": state}
+
+
+def test_execution_state_stays_small_however_many_files_a_batch_holds() -> None:
+    """The largest state an execution carries is bounded: big stages are manifests."""
+    backend = memory_backend()
+    files = [(f"inbox/order_items/{'x' * 200}-{i}.csv", "order_items") for i in range(1000)]
+    payload = json.dumps(plan(backend.store, "batch-" + "f" * 40, files))
+    assert len(payload.encode()) < 2_000
 
 
 def test_failure_message_reads_the_lambda_error_out_of_the_catch_result() -> None:
     cause = json.dumps({"errorType": "TerminalError", "errorMessage": "inbox/a.json: not JSON"})
     assert failure_message({"Error": "TerminalError", "Cause": cause}) == (
         "TerminalError: inbox/a.json: not JSON"
+    )
+    task = {
+        "StoppedReason": "OutOfMemoryError: Container killed",
+        "Containers": [{"ExitCode": 137}],
+    }
+    assert failure_message({"Error": "States.TaskFailed", "Cause": json.dumps(task)}) == (
+        "States.TaskFailed: the container task stopped (OutOfMemoryError: Container killed), "
+        "exit code 137"
     )
     assert failure_message({"Error": "States.Timeout", "Cause": "took too long"}) == (
         "States.Timeout: took too long"

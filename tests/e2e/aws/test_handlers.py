@@ -94,23 +94,39 @@ def test_the_live_feed_writes_a_sale_the_pipeline_then_processes(module_stack: S
     assert (record.status, record.rows_in, record.valid) == (FileStatus.SUCCESS, 1, 1)
 
 
+def _put_state(stack: Stack, key: str, state: dict[str, Any]) -> None:
+    boto3.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=json.dumps(state).encode())
+
+
 def test_mark_failed_leaves_a_file_that_is_already_final_alone(module_stack: Stack) -> None:
-    error = {"Error": "TerminalError", "Cause": "{}"}
-    done = {"key": "inbox/sale_events/done.jsonl", "status": "DUPLICATE", "seq": 4}
-    assert invoke(module_stack.functions["mark_failed"], {**done, "error": error}) == {
-        **done,
-        "error": error,
+    error = {"Error": "States.TaskFailed", "Cause": "{}"}
+    done = {
+        "key": "inbox/sale_events/done.jsonl",
+        "dataset": "sale_events",
+        "lineage_key": "inbox/sale_events/done.jsonl",
+        "seq": 4,
+        "sha256": "0" * 64,
+        "status": "DUPLICATE",
     }
-    stage = invoke(module_stack.functions["mark_failed"], {"states": [done], "error": error})
-    assert stage == {"states": [done]}
+    prefix = "work/runs/final-alone/00/results/"
+    _put_state(module_stack, f"{prefix}00000.json", done)
+    one = {"key": done["key"], "result": f"{prefix}00000.json", "error": error}
+    nothing = {"failed": 0, "unpublished": 0}
+    assert invoke(module_stack.functions["mark_failed"], one) == nothing
+    stage = {"results": prefix, "error": error}
+    assert invoke(module_stack.functions["mark_failed"], stage) == nothing
+    assert lineage_of(module_stack).get(done["key"]) is None  # nothing was written
 
 
-def test_an_impossible_request_is_reported_as_terminal(module_stack: Stack) -> None:
-    request = {"key": "inbox/sale_events/never-uploaded.jsonl", "dataset": "sale_events"}
-    error, payload = _invoke_raw(module_stack.functions["validate_load"], request)
+def test_an_unreadable_result_is_reported_as_terminal(module_stack: Stack) -> None:
+    prefix = "work/runs/unreadable/00/results/"
+    boto3.client("s3").put_object(
+        Bucket=module_stack.bucket, Key=f"{prefix}00000.json", Body=b"{not json"
+    )
+    error, payload = _invoke_raw(module_stack.functions["archive"], {"results": prefix})
     assert error == "Unhandled"
     assert payload["errorType"] == "TerminalError"
-    assert "never-uploaded.jsonl: the object is not in the bucket" in payload["errorMessage"]
+    assert payload["errorMessage"].startswith("JSONDecodeError: ")
 
 
 def test_the_timer_starts_a_waiting_batch_in_dependency_order(module_stack: Stack) -> None:
@@ -142,18 +158,18 @@ def test_the_timer_starts_a_waiting_batch_in_dependency_order(module_stack: Stac
 def test_logs_are_json_with_emails_masked_and_metrics_are_emf(
     module_stack: Stack, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from salesflow.entrypoints.lambdas import log
+    from salesflow.entrypoints.runtime import log
 
     capsys.readouterr()
-    done = {"key": "inbox/sale_events/final.jsonl", "status": "SUCCESS"}
-    invoke(module_stack.functions["mark_failed"], {**done, "error": "x"})
+    invoke(module_stack.functions["archive"], {"results": "work/runs/nothing-here/00/results/"})
     log().warning("customer foobar@test.com complained")
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
     (emf,) = [line for line in lines if "_aws" in line]
     metrics = emf["_aws"]["CloudWatchMetrics"][0]
     assert metrics["Namespace"] == "salesflow"
-    assert [m["Name"] for m in metrics["Metrics"]] == ["LatencyMs"]
-    assert emf["function"] == "mark_failed"
+    names = [m["Name"] for m in metrics["Metrics"]]
+    assert names == ["FilesProcessed", "FilesUnpublished", "LatencyMs"]
+    assert emf["function"] == "archive" and emf["FilesProcessed"] == [0.0]
     (warning,) = [line for line in lines if line.get("level") == "WARNING"]
     assert warning["message"] == "customer f*****@test.com complained"
     assert warning["service"] == "salesflow"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from salesflow.adapters.aws import build, resolve_names
+from salesflow.adapters.aws import DeferredRecords, build, resolve_names
 from salesflow.adapters.aws.letters import DynamoDeadLetters
 from salesflow.adapters.aws.records import DynamoRecordStore
 from salesflow.adapters.aws.s3 import S3ObjectStore
@@ -49,9 +49,9 @@ def test_build_from_explicit_settings(aws_env: MotoServer) -> None:
     log = Log()
     backend = build(settings, notifiers=[log])
     assert isinstance(backend.store, S3ObjectStore) and backend.store.bucket == "data"
-    assert (
-        isinstance(backend.records, DynamoRecordStore) and backend.records.meta_table == "sf-meta"
-    )
+    assert isinstance(backend.records, DeferredRecords)  # built on first use: no Polars before
+    records = backend.records.built()
+    assert isinstance(records, DynamoRecordStore) and records.meta_table == "sf-meta"
     assert isinstance(backend.letters, DynamoDeadLetters) and backend.letters.table == "sf-letters"
     notices = backend.letters.notices
     assert isinstance(notices, SqsLetterNotices) and notices.queue_url == url

@@ -18,6 +18,7 @@ from salesflow.adapters.aws.template import template_text
 from salesflow.config import Settings
 from salesflow.errors import TerminalError
 from tests.fixtures.moto_server import MotoServer
+from tests.fixtures.wheels import IMAGE_URI
 
 pytestmark = [
     pytest.mark.aws,
@@ -26,7 +27,13 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::UserWarning:moto.cloudformation.parsing"),
 ]
 # moto 5.2.5's CloudFormation skips these types (cfn-lint still checks them offline).
-NOT_IN_MOTO = {"AWS::S3::BucketPolicy", "AWS::SNS::Subscription", "AWS::CloudWatch::Alarm"}
+# (Glue, Athena and CloudWatch alarms are taught to it by ``cloudformation_fidelity``.)
+NOT_IN_MOTO = {
+    "AWS::S3::BucketPolicy",
+    "AWS::SNS::Subscription",
+    "AWS::SQS::QueuePolicy",
+    "AWS::Lambda::EventInvokeConfig",
+}
 STACK = "sf-deploy"
 
 
@@ -47,11 +54,18 @@ def declared_types() -> dict[str, str]:
 
 
 def test_deploy_creates_every_resource_then_destroy_removes_them(
-    aws_env: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aws_env: MotoServer,
+    cloudformation_fidelity: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = Settings(aws={"stack_name": STACK})
     outputs = deploy(
-        settings, alert_email="ops@example.com", package=stub_package(tmp_path), poll_seconds=1
+        settings,
+        alert_email="ops@example.com",
+        package=stub_package(tmp_path),
+        image_uri=IMAGE_URI,
+        poll_seconds=1,
     )
     assert outputs["TablePrefix"] == f"{STACK}-"
     assert outputs["StateMachineArn"].endswith(f":stateMachine:{STACK}-pipeline")
@@ -70,8 +84,8 @@ def test_deploy_creates_every_resource_then_destroy_removes_them(
     }
     assert params["PythonRuntime"] == "python3.12" and params["AlertEmail"] == "ops@example.com"
 
-    lam = boto3.client("lambda").get_function_configuration(FunctionName=f"{STACK}-validate-load")
-    assert lam["Handler"] == "salesflow.entrypoints.lambdas.validate_load"
+    lam = boto3.client("lambda").get_function_configuration(FunctionName=f"{STACK}-mark-failed")
+    assert lam["Handler"] == "salesflow.entrypoints.lambdas.mark_failed"
     assert lam["Environment"]["Variables"]["SALESFLOW_AWS__BUCKET"] == outputs["BucketName"]
     assert (
         boto3.client("dynamodb").describe_table(TableName=outputs["RecordsTable"])["Table"][
@@ -92,7 +106,8 @@ def test_deploy_creates_every_resource_then_destroy_removes_them(
         stateMachineArn=outputs["StateMachineArn"]
     )["definition"]
     assert "${" not in definition
-    assert f"function:{STACK}-validate-load" in definition
+    assert f"function:{STACK}-mark-failed" in definition
+    assert "arn:aws:states:::ecs:runTask.sync" in definition
 
     # The backend finds everything from the stack outputs alone.
     backend = build(settings)
@@ -104,7 +119,7 @@ def test_deploy_creates_every_resource_then_destroy_removes_them(
 
     # An update, with the template passed by URL as a large one would be.
     monkeypatch.setattr("salesflow.adapters.aws.deploy.TEMPLATE_BODY_LIMIT", 100)
-    again = deploy(settings, package=stub_package(tmp_path), poll_seconds=1)
+    again = deploy(settings, package=stub_package(tmp_path), image_uri=IMAGE_URI, poll_seconds=1)
     assert again == outputs
 
     destroy(settings, poll_seconds=1)
@@ -123,6 +138,7 @@ def test_an_invalid_stack_name_is_a_terminal_error(aws_env: MotoServer, tmp_path
         deploy(
             Settings(aws={"stack_name": "bad_name!"}),
             package=stub_package(tmp_path),
+            image_uri=IMAGE_URI,
             poll_seconds=1,
         )
 

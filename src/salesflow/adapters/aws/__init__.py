@@ -11,15 +11,16 @@ outputs of the CloudFormation stack ``settings.aws.stack_name``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from salesflow.errors import MissingDependencyError, TerminalError
 
 if TYPE_CHECKING:
     from salesflow.config import Settings
-    from salesflow.ports import Backend, Notifier
+    from salesflow.ports import Backend, Notifier, RecordStore
 
 SERVICES = ("s3", "dynamodb", "sqs", "sns", "stepfunctions", "cloudformation")
 
@@ -122,6 +123,34 @@ def resolve_names(settings: Settings, *, cloudformation: Any = None) -> Resource
     return ResourceNames(**given)  # type: ignore[arg-type]
 
 
+class DeferredRecords:
+    """The record store, built on first use.
+
+    The light Lambda handlers (detector, archive, mark-failed, live feed) never read records,
+    and their package holds no Polars: building the backend must not import it.
+    """
+
+    def __init__(self, make: Callable[[], RecordStore]) -> None:
+        self._make = make
+        self._store: RecordStore | None = None
+        self._lock = threading.Lock()
+
+    def built(self) -> RecordStore:
+        with self._lock:
+            if self._store is None:
+                self._store = self._make()
+            return self._store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.built(), name)
+
+    def close(self) -> None:
+        if self._store is not None:
+            closer = getattr(self._store, "close", None)
+            if callable(closer):
+                closer()
+
+
 def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) -> Backend:
     """The AWS backend: S3 store, DynamoDB records, tables and dead letters (announced on
     the SQS queue), and SNS alerts followed by ``notifiers`` (default: the other sinks of
@@ -130,7 +159,6 @@ def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) ->
     from salesflow.adapters import build_notifiers
     from salesflow.adapters.aws.dynamodb import DynamoTables, TableNames
     from salesflow.adapters.aws.letters import DynamoDeadLetters
-    from salesflow.adapters.aws.records import DynamoRecordStore
     from salesflow.adapters.aws.s3 import S3ObjectStore
     from salesflow.adapters.aws.sns import SnsNotifier
     from salesflow.adapters.aws.sqs import SqsLetterNotices
@@ -142,9 +170,15 @@ def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) ->
     dynamodb = client(settings, "dynamodb", session=session)
     tables = TableNames.from_prefix(names.table_prefix)
     store = S3ObjectStore(client(settings, "s3", session=session), names.bucket)
+
+    def records() -> RecordStore:
+        from salesflow.adapters.aws.records import DynamoRecordStore
+
+        return DynamoRecordStore(dynamodb, tables.records, store, meta_table=tables.meta)
+
     return Backend(
         store=store,
-        records=DynamoRecordStore(dynamodb, tables.records, store, meta_table=tables.meta),
+        records=cast("RecordStore", DeferredRecords(records)),
         tables=DynamoTables(dynamodb, tables),
         letters=DynamoDeadLetters(
             dynamodb,
@@ -158,4 +192,4 @@ def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) ->
     )
 
 
-__all__ = ["ResourceNames", "build", "client", "resolve_names", "stack_outputs"]
+__all__ = ["DeferredRecords", "ResourceNames", "build", "client", "resolve_names", "stack_outputs"]

@@ -1,14 +1,22 @@
 """``salesflow aws template|deploy|destroy``: the whole stack through boto3 CloudFormation.
 
 ``deploy`` needs nothing but credentials (and ``AWS_ENDPOINT_URL`` to aim at an emulator):
-it builds the Lambda package (or takes one), uploads it to a code bucket it creates once per
-account and region, inlines the state machine into the template, then creates or updates the
-stack and waits for it. ``destroy`` empties the buckets (every object version) and deletes the
-stack and the code bucket. See README "Deploy to AWS".
+
+1. it builds the light Lambda zip from wheels resolved for the Lambda runtime and CPU
+   (``package.py``; offline with a wheelhouse) and uploads it to a code bucket it creates
+   once per account, region and stack;
+2. it builds and pushes the heavy steps' image (``image.py``) when a container engine runs,
+   or takes ``image_uri``;
+3. it creates or updates the stack (template with the state machine and the catalog inlined)
+   and waits for it.
+
+``destroy`` empties the buckets (every object version) and deletes the stack and the code
+bucket. See README "Deploy to AWS".
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -18,18 +26,39 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from salesflow.adapters.aws import client, stack_outputs
 from salesflow.adapters.aws.errors import error_code, translate
+from salesflow.adapters.aws.image import build_and_push, find_engine, no_engine_error
 from salesflow.adapters.aws.package import build_lambda_package, read_manifest
 from salesflow.adapters.aws.template import template_text
+from salesflow.adapters.aws.wheels import Arch, image_target, lambda_target
 from salesflow.config import Settings
 from salesflow.errors import TerminalError
 
 __all__ = ["build_lambda_package", "deploy", "destroy", "template_text"]
 
 TEMPLATE_BODY_LIMIT = 51_200
-LAMBDA_PLATFORM = "manylinux2014_x86_64"
+ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>[a-z0-9._/-]+?)(?::[\w.-]+|@sha256:[0-9a-f]{64})$"
+)
 CAPABILITIES = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM"]
 GONE = {"DELETE_COMPLETE"}
 DEAD = {"ROLLBACK_COMPLETE", "ROLLBACK_FAILED", "CREATE_FAILED"}
+
+
+def repository_arn(image_uri: str) -> str:
+    """The ARN of the ECR repository an image URI points into (its pull permission)."""
+    found = ECR_IMAGE.match(image_uri)
+    if found is None:
+        raise TerminalError(
+            f"the image {image_uri!r} is not in an ECR repository",
+            hint="push it to ECR: <account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>",
+        )
+    return f"arn:aws:ecr:{found['region']}:{found['account']}:repository/{found['repository']}"
+
+
+def image_repository_name(stack_name: str) -> str:
+    """The ECR repository ``deploy`` builds into: one per stack."""
+    return f"{stack_name.lower()}-tasks"
 
 
 def code_bucket_name(account: str, region: str, stack_name: str) -> str:
@@ -128,32 +157,59 @@ def deploy(
     *,
     stack_name: str | None = None,
     alert_email: str | None = None,
+    alarm_email: str | None = None,
     package: Path | None = None,
+    image_uri: str | None = None,
+    arch: Arch = "x86_64",
+    python: str = "3.12",
+    wheelhouse: Path | None = None,
     stage: str = "prod",
-    live_feed: bool = True,
+    live_feed: bool = False,
     poll_seconds: int = 5,
 ) -> dict[str, str]:
     """Create or update the stack and return its outputs (BucketName, DlqUrl, ...).
 
-    Without ``package``, wheels for Lambda (x86_64, Python 3.12) are fetched with pip.
+    Without ``package``, the Lambda zip is built for ``python<python>`` on ``arch``, from
+    PyPI or only from ``wheelhouse``. Without ``image_uri``, the image is built and pushed
+    with the container engine that runs here (TerminalError if none does).
     """
     name = stack_name or settings.aws.stack_name
+    engine = find_engine() if image_uri is None else None
+    if image_uri is None and engine is None:
+        raise no_engine_error()
     s3, cfn, sts, region = _session_clients(settings)
     try:
         account = sts.get_caller_identity()["Account"]
         bucket = code_bucket_name(account, region, name)
         ensure_code_bucket(s3, bucket, region)
         with tempfile.TemporaryDirectory(prefix="salesflow-deploy-") as tmp:
-            zip_path = package or build_lambda_package(Path(tmp), platform=LAMBDA_PLATFORM)
+            work = Path(tmp)
+            zip_path = package or build_lambda_package(
+                work, lambda_target(arch, python), wheelhouse=wheelhouse
+            )
+            built_for = read_manifest(zip_path)
             code_key = f"lambda/{zip_path.name}"
             s3.upload_file(str(zip_path), bucket, code_key)
-            runtime = f"python{read_manifest(zip_path)['python']}"
+            if engine is not None:
+                ecr = client(settings, "ecr")
+                image_uri = build_and_push(
+                    engine,
+                    ecr,
+                    image_repository_name(name),
+                    image_target(arch),
+                    wheelhouse=wheelhouse,
+                    workdir=work,
+                )
         parameters = {
             "AlertEmail": alert_email or "",
+            "AlarmEmail": alarm_email or "",
             "CodeBucket": bucket,
             "CodeKey": code_key,
+            "ImageUri": str(image_uri),
+            "ImageRepositoryArn": repository_arn(str(image_uri)),
+            "Architecture": str(built_for.get("arch", arch)),
             "Stage": stage,
-            "PythonRuntime": runtime,
+            "PythonRuntime": f"python{built_for['python']}",
             "LiveFeed": "ENABLED" if live_feed else "DISABLED",
         }
         request: dict[str, Any] = {

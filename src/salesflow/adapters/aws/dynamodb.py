@@ -35,21 +35,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from salesflow.adapters.aws import retry
 from salesflow.adapters.aws.batch import BatchWriter
 from salesflow.adapters.aws.errors import translate
-from salesflow.adapters.aws.items import encode, frame_to_items, items_to_frame
 from salesflow.adapters.aws.retry import Backoff
 from salesflow.errors import TransientError
-from salesflow.kpis.aggregates import TOTALS
 from salesflow.models import Alert, AlertStatus, FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.ports import AggregateSpec
 
 if TYPE_CHECKING:
+    # Polars only for the aggregates: the light Lambda handlers use lineage and batching.
+    import polars as pl
     from mypy_boto3_dynamodb import DynamoDBClient
 
 CHECK_FAILED = "ConditionalCheckFailedException"
@@ -113,6 +112,8 @@ def _record(item: Mapping[str, Any]) -> FileRecord:
 
 def aggregate_sort_key(values: Sequence[Any], dtypes: Sequence[pl.DataType]) -> str:
     """The ``sk`` of an aggregate row: its key values, as text, in a JSON list."""
+    from salesflow.adapters.aws.items import encode
+
     parts = []
     for value, dtype in zip(values, dtypes, strict=True):
         attribute = encode(value, dtype)
@@ -295,6 +296,8 @@ class DynamoTables:
         went through once is refused as a whole the second time (exactly once). Chunks are
         cut the same way on every call (groups sorted by key). Groups left with no records
         are deleted afterwards."""
+        from salesflow.kpis.aggregates import TOTALS
+
         if deltas.is_empty():
             return
         spec = TOTALS
@@ -327,6 +330,8 @@ class DynamoTables:
         BatchWriter(self.client, self.names.aggregates, self.backoff).delete(empty)
 
     def _add_total(self, sk: str, amount: float, count: int) -> Item:
+        from salesflow.kpis.aggregates import TOTALS
+
         scope, group = json.loads(sk)
         return {
             "Update": {
@@ -422,6 +427,10 @@ class DynamoTables:
         self, spec: AggregateSpec, *, column: str | None = None, values: Sequence[Any] | None = None
     ) -> pl.DataFrame:
         """One Query for the aggregate; the ``column in values`` filter runs in Polars."""
+        import polars as pl
+
+        from salesflow.adapters.aws.items import items_to_frame
+
         frame = items_to_frame(self._aggregate_items(spec), spec.schema)
         if column is not None and values is not None:
             wanted = pl.Series(list(values), dtype=spec.schema[column])
@@ -438,6 +447,8 @@ class DynamoTables:
         """Delete the rows keyed in ``delete``, then put the rows of ``upsert`` that differ
         from what is stored (a refresh usually changes a few rows of many). DynamoDB has no
         transaction this large, so readers may briefly see a mix; a retry converges."""
+        from salesflow.adapters.aws.items import frame_to_items
+
         upsert = upsert.select(spec.columns)
         put_keys = self._sort_keys(spec, upsert)
         stored = {i["sk"]["S"]: i for i in self._aggregate_items(spec)}
@@ -584,6 +595,4 @@ def _alert_item(alert: Alert) -> Item:
     return item
 
 
-from salesflow.adapters.aws.records import DynamoRecordStore  # noqa: E402  (re-export)
-
-__all__ = ["DynamoRecordStore", "DynamoTables", "TableNames", "from_item", "to_item"]
+__all__ = ["DynamoTables", "TableNames", "from_item", "to_item"]

@@ -1,23 +1,17 @@
-"""The Lambda deployment package: salesflow plus what its handlers import, as one zip.
+"""The light Lambda zip: salesflow plus what the light handlers import, and nothing heavy.
 
-Which distributions: the closure of ``ROOTS`` plus every distribution whose modules the
-handlers really import (a subprocess imports ``salesflow.entrypoints.lambdas`` and the AWS
-adapters and reports ``sys.modules``), minus what the runtime provides. Test suites, type
-stubs and C headers inside them are left out.
+The Lambda functions (detector and sweep, archive, mark-failed, live feed) only route events
+and settle files; the heavy steps run in the container image (``image.py``). Their zip holds:
 
-Two ways to fill it:
+- the wheels of ``ROOTS`` and of every distribution the handlers really import (a fresh
+  interpreter imports ``HANDLER_MODULES`` and reports ``sys.modules``), resolved for the
+  Lambda runtime by ``wheels.download``, minus what the runtime provides (boto3 and its
+  dependencies);
+- salesflow's own source.
 
-- offline (default): copy the installed distributions of this environment (polars and its
-  runtime, pydantic, pydantic-settings, aws-lambda-powertools, and their dependencies). No
-  network, so tests build it; the result runs on Lambda when this environment matches the
-  runtime (Linux x86_64, the same Python minor version), which the zip's manifest records.
-- for a real deploy from any machine, ``platform="manylinux2014_x86_64"`` (or ``..._aarch64``
-  for arm64) runs ``pip install --platform <platform> --only-binary=:all: --python-version
-  3.12 --target ...`` with the same pinned versions, i.e. wheels built for Lambda.
-
-Left out: boto3, botocore, s3transfer and urllib3 (the Lambda Python runtime provides them),
-and whatever the handlers do not import (pyarrow, pandas, the CLI's typer, rich, watchdog).
-The test suite checks the unzipped size against Lambda's 250 MB limit.
+It must not hold Polars or numpy: if the handlers' imports reach either, the build stops with
+the import chain to fix. The zip is a few MB (Lambda allows 250 MB unzipped), so cold starts
+and the deploy stay fast.
 """
 
 from __future__ import annotations
@@ -25,71 +19,40 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata as metadata
 import json
-import platform as host
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import uuid
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
+from salesflow.adapters.aws.wheels import Target, canonical, download, pinned, wheel_name
 from salesflow.errors import TerminalError
 
-ROOTS = ("polars", "pydantic-settings", "aws-lambda-powertools")
-PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "urllib3", "python-dateutil", "six"})
-TOOLING = frozenset({"pip", "setuptools", "wheel", "salesflow"})
+ROOTS = ("pydantic-settings", "aws-lambda-powertools")
+PROVIDED = frozenset(
+    {"boto3", "botocore", "s3transfer", "urllib3", "python-dateutil", "six", "jmespath"}
+)
+"""Distributions the Lambda Python runtime brings (jmespath too: botocore needs it)."""
+HEAVY = frozenset({"polars", "numpy", "pyarrow", "pandas", "polars-runtime-32", "polars-lts-cpu"})
 HANDLER_MODULES = (
     "salesflow.entrypoints.lambdas",
+    "salesflow.entrypoints.runs",
+    "salesflow.pipeline.steps",
     "salesflow.adapters",
     "salesflow.adapters.alerts",
+    "salesflow.adapters.aws",
     "salesflow.adapters.aws.dynamodb",
     "salesflow.adapters.aws.s3",
     "salesflow.adapters.aws.sns",
     "salesflow.adapters.aws.sqs",
 )
-SKIPPED_PARTS = frozenset({"__pycache__", "tests", "include"})
+HANDLERS = ("detector", "archive", "mark_failed", "generator")
 MANIFEST = "salesflow_package.json"
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 _EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def _canonical(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
-
-
-def _requirements(dist: metadata.Distribution) -> Iterator[str]:
-    """Names of the distributions ``dist`` needs at run time (extras skipped)."""
-    from packaging.requirements import Requirement
-
-    for line in dist.requires or []:
-        requirement = Requirement(line)
-        marker = requirement.marker
-        if marker is not None and not marker.evaluate({"extra": ""}):
-            continue
-        yield _canonical(requirement.name)
-
-
-def runtime_distributions(roots: Iterable[str] = ROOTS) -> dict[str, metadata.Distribution]:
-    """The closure of ``roots`` over their requirements, minus what Lambda provides."""
-    found: dict[str, metadata.Distribution] = {}
-    todo = [_canonical(r) for r in roots]
-    while todo:
-        name = todo.pop()
-        if name in found or name in PROVIDED or name in TOOLING:
-            continue
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError as exc:
-            raise TerminalError(
-                f"the Lambda package needs {name!r}, which is not installed here",
-                hint='pip install "salesflow[aws]"',
-            ) from exc
-        found[name] = dist
-        todo.extend(_requirements(dist))
-    return found
 
 
 def imported_distributions(modules: Iterable[str] = HANDLER_MODULES) -> set[str]:
@@ -109,37 +72,35 @@ def imported_distributions(modules: Iterable[str] = HANDLER_MODULES) -> set[str]
             hint="fix the import error first; the package would fail on Lambda the same way",
         )
     owners = metadata.packages_distributions()
-    return {_canonical(d) for top in json.loads(result.stdout) for d in owners.get(top, [])}
+    return {canonical(d) for top in json.loads(result.stdout) for d in owners.get(top, [])}
 
 
-def _copy_installed(dists: dict[str, metadata.Distribution], target: Path) -> None:
-    for dist in dists.values():
-        base = Path(str(dist.locate_file("")))
-        for file in dist.files or []:
-            parts = Path(str(file)).parts
-            if ".." in parts or SKIPPED_PARTS & set(parts[1:-1]) or file.suffix in {".pyc", ".pyi"}:
-                continue
-            source = base / file
-            if source.is_file():
-                destination = target / file
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source, destination)
+def requirements() -> list[str]:
+    """The pinned requirements of the zip (stops if the handlers reach a heavy library)."""
+    imported = imported_distributions() - {"salesflow"}
+    heavy = sorted(imported & HEAVY)
+    if heavy:
+        raise TerminalError(
+            f"the light Lambda handlers import {', '.join(heavy)}",
+            hint="import it inside the heavy step that needs it (python -X importtime "
+            "-c 'import salesflow.entrypoints.lambdas' shows the chain)",
+        )
+    return pinned((set(ROOTS) | imported) - PROVIDED)
 
 
-def _pip_install(
-    dists: dict[str, metadata.Distribution], target: Path, platform: str, python: str
-) -> None:
-    pins = [f"{d.metadata['Name']}=={d.version}" for d in dists.values()]
+def _install(wheels: Iterable[Path], target: Target, folder: Path) -> None:
+    """Unpack ``wheels`` into ``folder`` as pip would (no dependency resolution: the closure
+    is complete), byte-code left to the runtime."""
     command = [
-        sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
-        "--target", str(target), "--platform", platform, "--only-binary=:all:",
-        "--python-version", python, "--implementation", "cp", *pins,
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--no-deps", "--no-index", "--no-compile", "--target", str(folder),
+        *target.pip_arguments(), *(str(w) for w in wheels),
     ]  # fmt: skip
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise TerminalError(
-            f"pip could not fetch Lambda wheels for {platform}: {result.stderr.strip()[-500:]}",
-            hint="check the network access to PyPI, or build offline on Linux with platform=None",
+            f"pip could not unpack the Lambda wheels: {result.stderr.strip()[-500:]}",
+            hint="delete the wheelhouse and download it again with `salesflow aws wheels`",
         )
 
 
@@ -156,6 +117,8 @@ def _zip(folder: Path, out: Path) -> None:
     """A reproducible zip: sorted entries, fixed timestamps, so equal content, equal hash."""
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if "__pycache__" in path.parts or path.suffix in {".pyc", ".pyi"}:
+                continue
             info = zipfile.ZipInfo(path.relative_to(folder).as_posix(), date_time=_EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -170,38 +133,40 @@ def unzipped_size(package: Path) -> int:
 
 
 def read_manifest(package: Path) -> dict[str, object]:
-    """What the package was built for (``python``, ``platform``) and what it holds."""
+    """What the package was built for (``python``, ``arch``, ``platforms``) and what it holds."""
     with zipfile.ZipFile(package) as zf:
         data: dict[str, object] = json.loads(zf.read(MANIFEST))
     return data
 
 
-def build_lambda_package(
-    out_dir: Path, *, platform: str | None = None, python_version: str = "3.12"
-) -> Path:
-    """Build ``salesflow-lambda-<hash>.zip`` in ``out_dir`` and return its path.
+def build_lambda_package(out_dir: Path, target: Target, *, wheelhouse: Path | None = None) -> Path:
+    """Build ``salesflow-lambda-<hash>.zip`` for ``target`` in ``out_dir``; return its path.
 
-    ``platform=None`` copies this environment's distributions (offline); a pip platform tag
-    fetches wheels for Lambda (``manylinux2014_x86_64`` or ``manylinux2014_aarch64``).
+    Wheels come from the package index, or only from ``wheelhouse`` when given (offline).
     """
-    dists = runtime_distributions([*ROOTS, *imported_distributions()])
+    pins = requirements()
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="salesflow-package-") as tmp:
+        wheels = [
+            w
+            for w in download(pins, target, Path(tmp) / "wheels", wheelhouse=wheelhouse)
+            if wheel_name(w) not in PROVIDED
+        ]
+        heavy = sorted({wheel_name(w) for w in wheels} & HEAVY)
+        if heavy:
+            raise TerminalError(
+                f"the Lambda requirements pull in {', '.join(heavy)}",
+                hint="a light handler's dependency needs it: see `pip show` of the roots",
+            )
         folder = Path(tmp) / "package"
-        folder.mkdir()
-        if platform is None:
-            _copy_installed(dists, folder)
-            python = f"{sys.version_info.major}.{sys.version_info.minor}"
-            built_for = sysconfig.get_platform()
-        else:
-            _pip_install(dists, folder, platform, python_version)
-            python, built_for = python_version, platform
+        _install(wheels, target, folder)
         _copy_salesflow(folder)
         manifest = {
-            "python": python,
-            "platform": built_for,
-            "machine": host.machine() if platform is None else platform.rsplit("_", 1)[-1],
-            "distributions": {d.metadata["Name"]: d.version for d in dists.values()},
+            "python": target.python,
+            "arch": target.arch,
+            "platforms": target.platforms,
+            "handlers": [f"salesflow.entrypoints.lambdas.{h}" for h in HANDLERS],
+            "wheels": sorted(w.name for w in wheels),
         }
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         staging = out_dir / f".salesflow-lambda-{uuid.uuid4().hex}.zip"
@@ -212,4 +177,10 @@ def build_lambda_package(
             digest.update(block)
     package = out_dir / f"salesflow-lambda-{digest.hexdigest()[:16]}.zip"
     staging.replace(package)
+    size = unzipped_size(package)
+    if size > LAMBDA_UNZIPPED_LIMIT:
+        raise TerminalError(
+            f"the Lambda package is {size / 1e6:.0f} MB unzipped, over Lambda's 250 MB",
+            hint="something heavy reached the light handlers; see the package manifest",
+        )
     return package

@@ -1,9 +1,11 @@
-"""The deployable CloudFormation template: infra/template.yaml with the state machine inlined.
+"""The deployable CloudFormation template: infra/template.yaml with its two markers filled.
 
-infra/template.yaml holds one marker, ``"__STATEMACHINE_ASL__"``, as the first argument of the
-state machine's ``Fn::Sub``; ``template_text`` replaces it with infra/statemachine.asl.json as
-a JSON string, so ``${ValidateLoadArn}`` and friends are filled in by CloudFormation (and by
-moto, which ignores ``DefinitionSubstitutions`` but evaluates ``Fn::Sub``).
+- ``"__STATEMACHINE_ASL__"``, the first argument of the state machine's ``Fn::Sub``, becomes
+  infra/statemachine.asl.json as a JSON string, so ``${ArchiveArn}`` and friends are filled
+  in by CloudFormation (and by moto, which ignores ``DefinitionSubstitutions`` but evaluates
+  ``Fn::Sub``);
+- the line ``# __CATALOG_TABLES__`` becomes the lake's Glue tables, generated from the
+  dataset, dead-letter and KPI definitions (``glue.py``), one JSON-valued YAML entry each.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from salesflow.errors import TerminalError
 
 ASL_MARKER = '"__STATEMACHINE_ASL__"'
+CATALOG_MARKER = "  # __CATALOG_TABLES__\n"
 TEMPLATE = "template.yaml"
 ASL = "statemachine.asl.json"
 
@@ -56,5 +59,16 @@ def template_text(folder: Path | None = None) -> str:
             f"{folder / TEMPLATE} must hold the marker {ASL_MARKER} exactly once",
             hint="restore the state machine's DefinitionString in infra/template.yaml",
         )
-    # A JSON string literal is also a valid YAML double-quoted scalar.
+    if text.count(CATALOG_MARKER) != 1:
+        raise TerminalError(
+            f"{folder / TEMPLATE} must hold the line {CATALOG_MARKER.strip()!r} exactly once",
+            hint="restore the catalog marker under the LakeDatabase resource",
+        )
+    from salesflow.adapters.aws.glue import catalog_resources
+
+    # A JSON value is also valid YAML (a flow mapping; a string is a double-quoted scalar).
+    tables = "".join(
+        f"  {name}: {json.dumps(body)}\n" for name, body in catalog_resources().items()
+    )
+    text = text.replace(CATALOG_MARKER, tables)
     return text.replace(ASL_MARKER, json.dumps(state_machine_definition(folder)))
