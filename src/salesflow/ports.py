@@ -41,8 +41,13 @@ class ObjectStore(Protocol):
     def put_bytes(self, key: str, data: bytes) -> None:
         """Write ``data`` at ``key``; readers see the old object or the new one, never a part."""
 
-    def put_file(self, key: str, path: Path) -> None:
-        """Upload a local file to ``key`` (atomically visible, like ``put_bytes``)."""
+    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        """Upload a local file to ``key`` (atomically visible, like ``put_bytes``).
+
+        With ``move``, ``path`` is a temporary file the caller gives away: the local store
+        renames it into place (no copy of a 200 MB fragment), the others upload it and remove
+        it. Either way it is gone once this returns.
+        """
 
     def get_bytes(self, key: str) -> bytes:
         """The whole object. Raises ``FileNotFoundError`` if it does not exist."""

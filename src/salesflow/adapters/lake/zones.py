@@ -1,0 +1,175 @@
+"""Zone maps: what each fragment may hold, so a lookup reads only the fragments that can match.
+
+A fragment's catalog entry keeps the smallest and largest ``_key``, ``_seq`` and ``_source`` of
+its rows. Keys are compared *shorter first, then by UTF-8 bytes*: integer ids then order
+numerically ("9" < "10"), so a file of new, increasing ids lies beyond every older fragment and
+resolving it reads nothing. ``KeyProbe`` asks, for many fragments at once, whether any of a set
+of keys falls inside each fragment's range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from salesflow.models import Fragment
+
+_WIDTH = 10
+"""Digits of the byte length in a sortable key: keys up to 9,999,999,999 bytes."""
+
+
+def key_order(key: str) -> tuple[int, bytes]:
+    """The order zone maps use: shorter keys first, then by UTF-8 bytes.
+
+    >>> sorted(["10", "9", "b", "ab"], key=key_order)
+    ['9', 'b', '10', 'ab']
+    """
+    raw = key.encode()
+    return len(raw), raw
+
+
+def sortable(keys: pl.Expr) -> pl.Expr:
+    """``keys`` as strings whose plain byte order is ``key_order`` (length prefix, zero-padded)."""
+    length = keys.str.len_bytes().cast(pl.String).str.zfill(_WIDTH)
+    return pl.concat_str([length, keys])
+
+
+def _sortable(key: str) -> str:
+    return f"{len(key.encode()):0{_WIDTH}d}{key}"
+
+
+@dataclass(frozen=True)
+class Zone:
+    """The zone map of a set of rows (``None`` bounds when there are none)."""
+
+    rows: int = 0
+    min_key: str | None = None
+    max_key: str | None = None
+    min_seq: int = 0
+    max_seq: int = 0
+    min_source: str | None = None
+    max_source: str | None = None
+
+    def merge(self, other: Zone) -> Zone:
+        """The zone of both sets of rows."""
+        if not other.rows:
+            return self
+        if not self.rows:
+            return other
+        return Zone(
+            rows=self.rows + other.rows,
+            min_key=_pick(self.min_key, other.min_key, order=key_order, largest=False),
+            max_key=_pick(self.max_key, other.max_key, order=key_order, largest=True),
+            min_seq=min(self.min_seq, other.min_seq),
+            max_seq=max(self.max_seq, other.max_seq),
+            min_source=_pick(self.min_source, other.min_source, order=str.encode, largest=False),
+            max_source=_pick(self.max_source, other.max_source, order=str.encode, largest=True),
+        )
+
+    @classmethod
+    def of(cls, fragment: Fragment) -> Zone:
+        return cls(
+            fragment.rows,
+            fragment.min_key,
+            fragment.max_key,
+            fragment.min_seq,
+            fragment.max_seq,
+            fragment.min_source,
+            fragment.max_source,
+        )
+
+
+def _pick(
+    a: str | None, b: str | None, *, order: Callable[[str], Any], largest: bool
+) -> str | None:
+    if a is None or b is None:
+        return b if a is None else a
+    first, second = (a, b) if order(a) <= order(b) else (b, a)
+    return second if largest else first
+
+
+def zone_exprs() -> list[pl.Expr]:
+    """Aggregations giving a ``Zone``'s fields (use in ``select`` or ``group_by().agg``)."""
+    length = pl.col("_key").str.len_bytes()
+    return [
+        pl.len().alias("rows"),
+        pl.col("_key").filter(length == length.min()).min().alias("min_key"),
+        pl.col("_key").filter(length == length.max()).max().alias("max_key"),
+        pl.col("_seq").min().alias("min_seq"),
+        pl.col("_seq").max().alias("max_seq"),
+        pl.col("_source").min().alias("min_source"),
+        pl.col("_source").max().alias("max_source"),
+    ]
+
+
+def zone_from_row(row: dict[str, object]) -> Zone:
+    def text(name: str) -> str | None:
+        value = row.get(name)
+        return None if value is None else str(value)
+
+    def number(name: str) -> int:
+        value = row.get(name)
+        return int(value) if isinstance(value, int) else 0
+
+    return Zone(
+        rows=number("rows"),
+        min_key=text("min_key"),
+        max_key=text("max_key"),
+        min_seq=number("min_seq"),
+        max_seq=number("max_seq"),
+        min_source=text("min_source"),
+        max_source=text("max_source"),
+    )
+
+
+def zone_of(frame: pl.DataFrame) -> Zone:
+    """The zone map of ``frame`` (which has ``_key``, ``_seq`` and ``_source``)."""
+    if frame.is_empty():
+        return Zone()
+    return zone_from_row(frame.select(zone_exprs()).row(0, named=True))
+
+
+class KeyProbe:
+    """A set of keys, asked which fragments' key ranges contain at least one of them."""
+
+    def __init__(self, keys: pl.Series) -> None:
+        self.keys = keys.cast(pl.String).drop_nulls().unique()
+        self._sorted = self.keys.to_frame("_key").select(sortable(pl.col("_key"))).to_series()
+        self._sorted = self._sorted.sort()
+
+    def __len__(self) -> int:
+        return self.keys.len()
+
+    def hits(self, fragments: Sequence[Fragment]) -> list[bool]:
+        """For each fragment: may it hold one of the keys? (No zone map: yes.)"""
+        if not fragments or self._sorted.is_empty():
+            return [False] * len(fragments)
+        lows = pl.Series([_sortable(f.min_key or "") for f in fragments], dtype=pl.String)
+        highs = pl.Series([_sortable(f.max_key or "") for f in fragments], dtype=pl.String)
+        first = self._sorted.search_sorted(lows, side="left")
+        after = self._sorted.search_sorted(highs, side="right")
+        return [
+            f.min_key is None or f.max_key is None or int(b) > int(a)
+            for f, a, b in zip(fragments, first, after, strict=True)
+        ]
+
+
+def ranges_overlap(a: Fragment | Zone, b: Fragment | Zone) -> bool:
+    """Whether two key ranges overlap (unknown bounds overlap everything)."""
+    if None in (a.min_key, a.max_key, b.min_key, b.max_key):
+        return True
+    assert a.min_key is not None and a.max_key is not None
+    assert b.min_key is not None and b.max_key is not None
+    return key_order(a.min_key) <= key_order(b.max_key) and key_order(b.min_key) <= key_order(
+        a.max_key
+    )
+
+
+def source_hits(fragment: Fragment, sources: Iterable[str]) -> bool:
+    """Whether ``fragment`` may hold rows of one of ``sources``."""
+    if fragment.min_source is None or fragment.max_source is None:
+        return fragment.rows > 0
+    return any(fragment.min_source <= s <= fragment.max_source for s in sources)
