@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from salesflow.adapters.lake.compaction import tier
 from salesflow.errors import TerminalError
 from tests.fixtures.lake import (
     DATASET,
@@ -267,31 +268,31 @@ def test_discard_is_idempotent_and_redo_gives_the_same_lake(rig: LakeRig) -> Non
 def test_compaction_bounds_the_fragment_count_over_10000_one_row_commits(
     tmp_path: Path,
 ) -> None:
-    rig = RIGS["memory"](tmp_path, fanout=4, target_rows=1_000_000)
-    months = 2
+    fanout, base, months = 4, 64, 2
+    rig = RIGS["memory"](tmp_path, fanout=fanout, first_tier_rows=base)
     most = 0
     for i in range(10_000):
         day = FIRST_DAY.replace(month=1 + i % months)
         rig.commit(i + 1, rows([f"e{i}"], seq=i + 1, price=1.0, days=[day]))
         most = max(most, len(rig.catalog.fragments(DATASET)))
-    # tiers of 4: 5,000 rows a month need 7 tiers, each holding fewer than 4 fragments
-    bound = months * 3 * 7
-    assert most <= bound + months
+    # 5,000 rows a month span tiers 0..4 (64, 256, 1024, 4096 rows); each holds < 4 fragments
+    bound = months * (fanout - 1) * (tier(10_000 // months, fanout, base) + 1)
+    assert most <= bound
     visible = rig.lake.visible(DATASET)
-    assert len(visible) <= bound
     assert len(rig.objects("lake/")) == len(visible) == len(rig.catalog.fragments(DATASET))
     assert rig.lake.read(DATASET).height == 10_000
     assert rig.directory_rows().height == 10_000
+    assert rig.leftovers() == []
 
 
 def test_compaction_on_a_real_folder_keeps_every_row(rig: LakeRig) -> None:
-    lake = rig.make_lake(fanout=2)
+    lake = rig.make_lake(fanout=2, first_tier_rows=2)
     rig.lake = lake
     for i in range(1, 40):
         rig.commit(i, rows([f"k{i % 25}"], seq=i, price=float(i)))
     expected = {f"k{i % 25}": float(i) for i in range(1, 40)}
     assert dict(rig.directory_rows().select("_key", "price").rows()) == expected
-    assert len(rig.lake.visible(DATASET)) <= 6  # 25 rows: tiers of 2 up to 16, one each
+    assert len(rig.lake.visible(DATASET)) <= 5  # 25 rows: tiers of 2 up to 16, one each
     report = rig.lake.compact(DATASET)
     assert report.written == 1 and len(rig.lake.visible(DATASET)) == 1
     assert dict(rig.lake.read(DATASET).select("_key", "price").rows()) == expected

@@ -113,17 +113,18 @@ def test_key_probe_finds_fragments_whose_range_holds_a_key() -> None:
 
 
 def test_tiers_and_compaction_plans() -> None:
-    assert [tier(n, 4) for n in (1, 3, 4, 15, 16, 64)] == [0, 0, 1, 1, 2, 3]
+    assert [tier(n, 4, 4) for n in (1, 3, 4, 15, 16, 64)] == [0, 0, 1, 1, 2, 3]
+    assert [tier(n, 4, 100) for n in (1, 99, 100, 399, 400)] == [0, 0, 1, 1, 2]
     ones = [_fragment("a", "a", rows=1, path=f"p{i}") for i in range(3)]
-    assert plan(ones, target_rows=100, fanout=4) == []
+    assert plan(ones, target_rows=100, fanout=4, base=4) == []
     four = [*ones, _fragment("a", "a", rows=1, path="p3")]
-    assert plan(four, target_rows=100, fanout=4) == [four]
+    assert plan(four, target_rows=100, fanout=4, base=4) == [four]
     # merging four 1-row fragments fills tier 1 (three of 4..15 rows there): merge those too
     tier1 = [_fragment("a", "a", rows=5, path=f"q{i}") for i in range(3)]
-    assert sorted(f.path for f in plan([*four, *tier1], target_rows=100, fanout=4)[0]) == sorted(
-        f.path for f in [*four, *tier1]
-    )
+    assert sorted(
+        f.path for f in plan([*four, *tier1], target_rows=100, fanout=4, base=4)[0]
+    ) == sorted(f.path for f in [*four, *tier1])
     big = _fragment("a", "a", rows=500, path="big")
-    assert plan([big, *ones], target_rows=100, fanout=2) == [ones]
+    assert plan([big, *ones], target_rows=100, fanout=2, base=2) == [ones]
     other_month = dataclasses.replace(ones[0], month=2, path="m2")
     assert plan_all([*ones, other_month, big], target_rows=100) == [ones]

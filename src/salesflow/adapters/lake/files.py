@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
+from salesflow.adapters.lake.parallel import settle_all
 from salesflow.layout import lake_key, staging_key
 from salesflow.models import Fragment
 from salesflow.ports import ObjectStore
@@ -101,8 +102,18 @@ def fetch_all(
     """Every fragment opened, valid inside the ``with`` block: all as bytes when all are small
     (Polars scans bytes or files, not a mix), else all as local paths."""
     files = as_files or any(not 0 < f.bytes <= SMALL_BYTES for f in fragments)
+
+    def open_one(fragment: Fragment) -> tuple[Source, contextlib.ExitStack]:
+        with contextlib.ExitStack() as own:
+            source = own.enter_context(fetch_fragment(store, fragment, as_file=files))
+            return source, own.pop_all()
+
     with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(fetch_fragment(store, f, as_file=files)) for f in fragments]
+        opened = settle_all(open_one, fragments)
+        for future in opened:  # close every one that opened, even if another failed
+            if future.exception() is None:
+                stack.push(future.result()[1])
+        yield [future.result()[0] for future in opened]
 
 
 @contextlib.contextmanager

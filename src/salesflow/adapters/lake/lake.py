@@ -43,6 +43,7 @@ from salesflow.adapters.lake.files import (
     scan,
     scan_indexed,
 )
+from salesflow.adapters.lake.parallel import each, settle_all
 from salesflow.adapters.lake.reads import LakeReader
 from salesflow.adapters.lake.resolve import DUPLICATE, VERSION_COLUMNS, Resolution, decide
 from salesflow.adapters.lake.staging import Staging
@@ -64,8 +65,8 @@ class ParquetLake(LakeReader):
 
     ``work_dir`` is a local folder for files being written (on the same filesystem as a local
     store, so they are renamed in, not copied). ``new_commit`` hands out commit ids for
-    compactions (the lineage sequence). A month is compacted once a size tier holds ``fanout``
-    fragments smaller than ``target_rows``.
+    compactions (the lineage sequence). A month is compacted once one of its size tiers holds
+    ``fanout`` fragments smaller than ``target_rows`` (see ``compaction``).
     """
 
     def __init__(
@@ -78,16 +79,18 @@ class ParquetLake(LakeReader):
         new_commit: Callable[[], int],
         target_rows: int = 1_000_000,
         fanout: int = 8,
+        first_tier_rows: int = 8_192,
         lock_timeout: float = 600.0,
     ) -> None:
         super().__init__(store, catalog)
-        if fanout < 2 or target_rows < 1:
-            raise ValueError("the lake needs fanout >= 2 and target_rows >= 1")
+        if fanout < 2 or target_rows < 1 or first_tier_rows < 1:
+            raise ValueError("the lake needs fanout >= 2, target_rows >= 1, first_tier_rows >= 1")
         self.locks = locks
         self.work_dir = Path(work_dir)
         self.new_commit = new_commit
         self.target_rows = target_rows
         self.fanout = fanout
+        self.first_tier_rows = first_tier_rows
         self.lock_timeout = lock_timeout
         self._parts: dict[tuple[str, int], int] = {}
         self._parts_lock = threading.Lock()
@@ -150,7 +153,10 @@ class ParquetLake(LakeReader):
             return _resolution(template, [], [], [])
         self._reserve_parts(dataset, commit, everything)
         several = len({f.min_seq for f in staged} | {f.max_seq for f in staged}) > 1
-        by_key = [v for v in visible if any(ranges_overlap(v, s) for s in staged)]
+        union = Zone()
+        for fragment in staged:
+            union = union.merge(Zone.of(fragment))
+        by_key = [v for v in visible if ranges_overlap(v, union)]
         by_source = [v for v in visible if sources and source_hits(v, sources)]
         if not (by_key or by_source or several):
             return _resolution(template, [], [], [])
@@ -272,8 +278,7 @@ class ParquetLake(LakeReader):
                 hint="publish it instead (salesflow recover does)",
             )
         mine = [f for f in self.catalog.fragments(dataset) if f.created_by == commit]
-        for fragment in mine:
-            self.store.delete(staging_key(fragment.path))
+        each(self.store.delete, [staging_key(f.path) for f in mine])
         self.catalog.drop_fragments([f.path for f in mine])
         self.catalog.unretire(dataset, by=commit)
         for folder in self.work_dir.glob(f"lake-{dataset}-{commit:012d}-*"):
@@ -304,24 +309,29 @@ class ParquetLake(LakeReader):
             f.retired_by for f in fragments if f.retired_by is not None
         }
         done = self.is_committed(ids)
+        ready = [
+            f
+            for f in fragments
+            if not f.published
+            and f.created_by in done
+            and only in (None, f.created_by)
+            and f.retired_by not in done  # else replaced already: its replacer deletes it
+        ]
+        moves = settle_all(lambda f: self.store.move(staging_key(f.path), f.path), ready)
         moved = []
-        for f in fragments:
-            if f.published or f.created_by not in done or only not in (None, f.created_by):
-                continue
-            if f.retired_by in done:
-                continue  # replaced already: whoever replaced it deletes it
-            try:
-                self.store.move(staging_key(f.path), f.path)
-            except FileNotFoundError:
-                continue  # replaced and deleted since the listing
-            moved.append(f.path)
+        for fragment, future in zip(ready, moves, strict=True):
+            error = future.exception()
+            if error is None:
+                moved.append(fragment.path)
+            elif not isinstance(error, FileNotFoundError):  # replaced and deleted meanwhile
+                raise error
         self.catalog.mark_published(moved)
         if moved:
             self._delete_orphans(dataset, moved)
         retired = [f for f in fragments if f.retired_by in done and only in (None, f.retired_by)]
-        for f in retired:
-            self.store.delete(staging_key(f.path))
-            self.store.delete(f.path)
+        # the staged name first: a concurrent publish may still move it to the final one
+        each(self.store.delete, [staging_key(f.path) for f in retired])
+        each(self.store.delete, [f.path for f in retired])
         self.catalog.drop_fragments([f.path for f in retired])
 
     def _delete_orphans(self, dataset: str, moved: Sequence[str]) -> None:
@@ -329,9 +339,7 @@ class ParquetLake(LakeReader):
         path after that delete; once its catalog entry is gone, nobody else will delete it."""
         months = {_month_of(path) for path in moved}
         known = {f.path for f in self.catalog.fragments(dataset, months=months)}
-        for path in moved:
-            if path not in known:
-                self.store.delete(path)
+        each(self.store.delete, [path for path in moved if path not in known])
 
     # -- compact -------------------------------------------------------------------------
     def compact(self, dataset: str) -> Compaction:
@@ -346,7 +354,7 @@ class ParquetLake(LakeReader):
     def _auto_compact(self, dataset: str, visible: Sequence[Fragment]) -> None:
         """Compact the months whose tiers are full, if the lock is free right now (its holder
         publishes and compacts next). A failure here never fails the publish."""
-        if not compaction.plan(visible, target_rows=self.target_rows, fanout=self.fanout):
+        if not self._plan(visible):
             return
         try:
             with self.locks.hold(self.lock_name(dataset), timeout=0.0):
@@ -362,12 +370,17 @@ class ParquetLake(LakeReader):
                 exc,
             )
 
+    def _plan(self, visible: Sequence[Fragment]) -> list[list[Fragment]]:
+        return compaction.plan(
+            visible, target_rows=self.target_rows, fanout=self.fanout, base=self.first_tier_rows
+        )
+
     def _compact(self, dataset: str, *, everything: bool) -> Compaction:
         visible = self.visible(dataset)
         if everything:
             groups = compaction.plan_all(visible, target_rows=self.target_rows)
         else:
-            groups = compaction.plan(visible, target_rows=self.target_rows, fanout=self.fanout)
+            groups = self._plan(visible)
         if not groups:
             return Compaction()
         commit = self.new_commit()

@@ -28,6 +28,7 @@ from salesflow.adapters.lake.files import (
     encode,
     fragment_path,
 )
+from salesflow.adapters.lake.parallel import each
 from salesflow.adapters.lake.zones import Zone, zone_exprs, zone_from_row
 from salesflow.layout import staging_key
 from salesflow.models import Fragment
@@ -202,8 +203,10 @@ class Staging:
                     encoded.append(encode(pl.concat(self._buffered[month]), self.folder))
                 fragments.append(self._fragment(path, month, encoded[-1].size))
             self.catalog.add_fragments(fragments)
-            for fragment, content in zip(fragments, encoded, strict=True):
-                content.put(self.store, staging_key(fragment.path))
+            each(
+                lambda pair: pair[1].put(self.store, staging_key(pair[0].path)),
+                list(zip(fragments, encoded, strict=True)),
+            )
             if self._remember is not None and self._schema is not None:
                 for fragment in fragments:
                     self._remember(fragment, self._schema)

@@ -8,6 +8,7 @@ a file's fragments become visible in the same instant as its lineage says SUCCES
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ COLUMNS = (
     "dataset path year month rows min_key max_key min_seq max_seq created_by retired_by "
     "published bytes min_source max_source"
 ).split()
+_PUBLISHED = COLUMNS.index("published")
+assert tuple(COLUMNS) == tuple(f.name for f in dataclasses.fields(Fragment))  # same order
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM fragments"
 _UPSERT = (
     f"INSERT INTO fragments ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
@@ -58,14 +61,15 @@ def mark_committed(conn: sqlite3.Connection, commit: int) -> None:
 
 
 def _row(fragment: Fragment) -> tuple[Any, ...]:
-    values = {**fragment.__dict__, "published": int(fragment.published)}
-    return tuple(values[c] for c in COLUMNS)
+    values = dataclasses.astuple(fragment)
+    return (*values[:_PUBLISHED], int(fragment.published), *values[_PUBLISHED + 1 :])
 
 
 def _fragment(row: tuple[Any, ...]) -> Fragment:
-    values = dict(zip(COLUMNS, row, strict=True))
-    values["published"] = bool(values["published"])
-    return Fragment(**values)
+    """A row as a ``Fragment`` (positional: the catalog is listed on every commit)."""
+    values = list(row)
+    values[_PUBLISHED] = bool(values[_PUBLISHED])
+    return Fragment(*values)
 
 
 class SqliteCatalog:
