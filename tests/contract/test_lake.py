@@ -407,6 +407,51 @@ def test_a_small_file_of_new_ids_reads_no_stored_fragment(rig: LakeRig) -> None:
     assert found.is_empty() and [key for key in fetched if key.startswith("lake/")] == []
 
 
+def test_random_keys_a_warm_lake_reads_only_fragments_holding_them(rig: LakeRig) -> None:
+    """Zone maps cannot prune random keys; the in-process key cache can, once warm."""
+    rng = random.Random(3)
+    stored = [f"{rng.getrandbits(64):020d}" for _ in range(3000)]
+    rig.commit(1, rows(stored, seq=1, days=spread_days(3000, months=12)))
+    fresh = [f"{rng.getrandbits(64):020d}" for _ in range(200)]
+    rig.commit(2, rows(fresh[:100], seq=2, days=[date(2025, 1, 1)] * 100))  # warms the cache
+    fetched: list[str] = []
+    fetch, get = rig.store.fetch, rig.store.get_bytes
+
+    def counting_fetch(key: str):  # type: ignore[no-untyped-def]
+        fetched.append(key)
+        return fetch(key)
+
+    def counting_get(key: str) -> bytes:
+        fetched.append(key)
+        return get(key)
+
+    rig.store.fetch = counting_fetch  # type: ignore[method-assign]
+    rig.store.get_bytes = counting_get  # type: ignore[method-assign]
+    rig.stage(3, rows(fresh[100:], seq=3, days=[date(2025, 1, 2)] * 100))
+    with rig.locks.hold(rig.lake.lock_name(DATASET)):
+        assert rig.lake.resolve(DATASET, 3).replaced.is_empty()
+    assert [k for k in fetched if k.endswith(".parquet")] == []
+
+    one = stored[17]
+    holder = [
+        f for f in rig.lake.visible(DATASET) if rig.lake.lookup(DATASET, pl.Series([one])).height
+    ]
+    fetched.clear()
+    assert rig.lake.lookup(DATASET, pl.Series([one])).get_column("_key").to_list() == [one]
+    assert len({k for k in fetched if k.endswith(".parquet")}) == 1 and holder
+
+
+def test_a_commit_redone_after_discard_is_not_mistaken_for_its_first_attempt(
+    rig: LakeRig,
+) -> None:
+    rig.stage(2, rows(["k1"], seq=2, price=1.0))
+    rig.lake.discard(DATASET, 2)
+    rig.commit(2, rows(["k2"], seq=2, price=2.0))  # same path, same size: another content
+    fix = rig.commit(3, rows(["k2"], seq=3, price=3.0))
+    assert fix.replaced.get_column("_key").to_list() == ["k2"]
+    assert rig.lake.read(DATASET).select("_key", "price").rows() == [("k2", 3.0)]
+
+
 # -- locks -----------------------------------------------------------------------------------
 def test_auto_compaction_skips_while_another_holds_the_lock(tmp_path: Path) -> None:
     rig = RIGS["memory"](tmp_path, fanout=2)

@@ -81,8 +81,9 @@ class ParquetLake(LakeReader):
         fanout: int = 8,
         first_tier_rows: int = 8_192,
         lock_timeout: float = 600.0,
+        key_cache: int = 64 << 20,
     ) -> None:
-        super().__init__(store, catalog)
+        super().__init__(store, catalog, key_cache=key_cache)
         if fanout < 2 or target_rows < 1 or first_tier_rows < 1:
             raise ValueError("the lake needs fanout >= 2, target_rows >= 1, first_tier_rows >= 1")
         self.locks = locks
@@ -114,6 +115,7 @@ class ParquetLake(LakeReader):
             commit=commit,
             next_part=lambda: self._next_part(dataset, commit),
             remember=self.remember_schema,
+            learn=self.keys.learn_hashes,
         )
 
     def _reserve_parts(self, dataset: str, commit: int, fragments: Sequence[Fragment]) -> None:
@@ -163,10 +165,12 @@ class ParquetLake(LakeReader):
         with fetch_all(self.store, staged) as paths:
             staged_rows = scan_indexed(paths, VERSION_COLUMNS).collect()
         probe = KeyProbe(staged_rows.get_column("_key"))
-        hits = probe.hits(by_key)
-        chosen = {v.path for v, hit in zip(by_key, hits, strict=True) if hit}
+        hits = [v for v, hit in zip(by_key, probe.hits(by_key), strict=True) if hit]
+        chosen = {v.path for v in self.may_hold(hits, probe.keys)}
         chosen.update(v.path for v in by_source)
         candidates = [v for v in visible if v.path in chosen]
+        if not (candidates or several):
+            return _resolution(template, [], [], [])
         visible_rows = self._conflicting(candidates, probe, sources)
         visible_losers, staged_losers = decide(visible_rows, staged_rows, sources)
         replaced = self._replace(dataset, commit, candidates, visible_losers)
@@ -261,6 +265,8 @@ class ParquetLake(LakeReader):
             content.put(self.store, staging_key(path))
         finally:
             content.drop()
+        self.remember_schema(entry, frame.schema)
+        self.keys.learn(entry, frame.get_column("_key"))
         return entry
 
     def _scratch(self, commit: int, like: Fragment) -> Path:
@@ -285,6 +291,7 @@ class ParquetLake(LakeReader):
             shutil.rmtree(folder, ignore_errors=True)
         with self._parts_lock:
             self._parts.pop((dataset, commit), None)
+        self.keys.forget(commit)
 
     # -- publish -------------------------------------------------------------------------
     def publish(self, dataset: str, commit: int, *, compact: bool = True) -> None:

@@ -24,9 +24,10 @@ from salesflow.adapters.lake.files import (
     fetch_fragment,
     fetch_paths,
     scan,
+    scan_indexed,
 )
 from salesflow.adapters.lake.files import newest as newest_fragment
-from salesflow.adapters.lake.zones import KeyProbe
+from salesflow.adapters.lake.zones import KeyCache, KeyProbe, content_key, hash_keys
 from salesflow.models import Fragment
 from salesflow.ports import Catalog, ObjectStore
 
@@ -43,14 +44,21 @@ def empty_frame(columns: Sequence[str] = ()) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
-class LakeReader:
-    """The read side of the lake over ``store`` and ``catalog``."""
+HASH_PROBE_MAX = 200_000
+"""Up to this many keys, a lookup asks the key cache before reading a fragment; more keys
+would cost more to search than the fragments cost to read."""
 
-    def __init__(self, store: ObjectStore, catalog: Catalog) -> None:
+
+class LakeReader:
+    """The read side of the lake over ``store`` and ``catalog``; ``key_cache`` bytes of key
+    hashes are kept in-process (see ``zones.KeyCache``)."""
+
+    def __init__(self, store: ObjectStore, catalog: Catalog, *, key_cache: int = 64 << 20) -> None:
         self.store = store
         self.catalog = catalog
+        self.keys = KeyCache(key_cache)
         self._committed: set[int] = set()
-        self._schemas: dict[tuple[str, int, int, int], pl.Schema] = {}
+        self._schemas: dict[tuple[object, ...], pl.Schema] = {}
 
     # -- visibility ----------------------------------------------------------------------
     def is_committed(self, commits: Collection[int]) -> set[int]:
@@ -105,6 +113,23 @@ class LakeReader:
             return schemas[0]
         empty = [pl.DataFrame(schema=s) for s in schemas]
         return pl.concat(empty, how="diagonal_relaxed").schema
+
+    def may_hold(self, fragments: Sequence[Fragment], keys: pl.Series) -> list[Fragment]:
+        """Those of ``fragments`` (already pruned by zone maps) that may hold one of ``keys``
+        by the key cache; the keys of fragments not cached yet are read once and cached."""
+        if not fragments or keys.len() > HASH_PROBE_MAX:
+            return list(fragments)
+        missing = self.keys.missing(fragments)
+        if missing:
+            with fetch_all(self.store, missing) as sources:
+                found = scan_indexed(sources, ["_key"]).collect()
+            parts = found.partition_by("__frag", as_dict=True, include_key=False)
+            empty = pl.Series("_key", [], dtype=pl.String)
+            for index, fragment in enumerate(missing):
+                part = parts.get((index,))
+                self.keys.learn(fragment, empty if part is None else part.get_column("_key"))
+        hashes = hash_keys(keys)
+        return [f for f in fragments if self.keys.may_hold(f, hashes)]
 
     def _again(self, attempt: Callable[[], _T]) -> _T:
         for tries in range(VANISHED_RETRIES):
@@ -162,6 +187,7 @@ class LakeReader:
         wanted = list(dict.fromkeys([*ALWAYS, *columns]))
         probe = KeyProbe(keys)
         fragments = [f for f, hit in zip(everything, probe.hits(everything), strict=True) if hit]
+        fragments = self.may_hold(fragments, probe.keys)
         if not fragments or not len(probe):
             return self._empty(everything, wanted)
         schema = self.newest_schema(everything, fragments)
@@ -229,5 +255,5 @@ def _columns(schema: pl.Schema, wanted: Sequence[str] | None) -> list[pl.Expr]:
     return [pl.col(c) if c in schema else pl.lit(None).alias(c) for c in names]
 
 
-def _schema_key(fragment: Fragment) -> tuple[str, int, int, int]:
-    return (fragment.path, fragment.created_by, fragment.rows, fragment.bytes)
+def _schema_key(fragment: Fragment) -> tuple[object, ...]:
+    return content_key(fragment)

@@ -29,7 +29,7 @@ from salesflow.adapters.lake.files import (
     fragment_path,
 )
 from salesflow.adapters.lake.parallel import each
-from salesflow.adapters.lake.zones import Zone, zone_exprs, zone_from_row
+from salesflow.adapters.lake.zones import Zone, hash_keys, zone_exprs, zone_from_row
 from salesflow.layout import staging_key
 from salesflow.models import Fragment
 from salesflow.ports import Catalog, ObjectStore
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 BUFFER_ROWS = 50_000
 """Rows a staging keeps in memory before it streams to files."""
+HASHED_ROWS = 1_000_000
+"""Up to this many rows, a staging keeps its keys' hashes (8 bytes each) for the key cache."""
 _Y, _M = "__year", "__month"
 Month = tuple[int, int]
 
@@ -83,6 +85,7 @@ class Staging:
         commit: int,
         next_part: Callable[[], int],
         remember: Callable[[Fragment, pl.Schema], None] | None = None,
+        learn: Callable[[Fragment, pl.Series], None] | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog
@@ -91,6 +94,8 @@ class Staging:
         self.folder = work_dir / f"lake-{dataset}-{commit:012d}-{uuid.uuid4().hex[:12]}"
         self._next_part = next_part
         self._remember = remember
+        self._learn = learn
+        self._hashes: dict[Month, list[pl.Series]] | None = {} if learn else None
         self._zones: dict[Month, Zone] = {}
         self._buffered: dict[Month, list[pl.DataFrame]] | None = {}
         self._buffered_rows = 0
@@ -135,6 +140,7 @@ class Staging:
         else:
             split = months.partition_by([_Y, _M], as_dict=True, include_key=False)
             parts = {(int(y), int(m)): rows for (y, m), rows in split.items()}
+        self._keep_hashes(parts)
         if self._buffered is not None and self._buffered_rows + frame.height <= BUFFER_ROWS:
             for month, rows in parts.items():
                 self._buffered.setdefault(month, []).append(rows)
@@ -143,6 +149,15 @@ class Staging:
         self._spill()
         for month, rows in parts.items():
             self._to_file(month, rows)
+
+    def _keep_hashes(self, parts: dict[Month, pl.DataFrame]) -> None:
+        if self._hashes is None:
+            return
+        if sum(z.rows for z in self._zones.values()) > HASHED_ROWS:
+            self._hashes = None  # a bulk load: its keys would crowd the cache out
+            return
+        for month, rows in parts.items():
+            self._hashes.setdefault(month, []).append(hash_keys(rows.get_column("_key")))
 
     def _spill(self) -> None:
         """From now on, stream to files: write what memory holds to them first."""
@@ -210,6 +225,9 @@ class Staging:
             if self._remember is not None and self._schema is not None:
                 for fragment in fragments:
                     self._remember(fragment, self._schema)
+            if self._learn is not None and self._hashes is not None:
+                for fragment, month in zip(fragments, sorted(self._zones), strict=True):
+                    self._learn(fragment, pl.concat(self._hashes[month]))
         finally:
             self.abort()
         self.fragments = fragments
@@ -243,4 +261,5 @@ class Staging:
         self._buffered = {}
         self._buffered_rows = 0
         self._zones.clear()
+        self._hashes = None
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -9,6 +9,8 @@ of keys falls inside each fragment's range.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -173,3 +175,87 @@ def source_hits(fragment: Fragment, sources: Iterable[str]) -> bool:
     if fragment.min_source is None or fragment.max_source is None:
         return fragment.rows > 0
     return any(fragment.min_source <= s <= fragment.max_source for s in sources)
+
+
+class KeyCache:
+    """The key hashes of fragments, kept in-process (a fragment's file never changes), so a
+    running service asks "may this fragment hold one of these keys?" without reading it.
+
+    Zone maps cannot prune random keys (every fragment's range spans them all); a sorted
+    array of 64-bit hashes per fragment can: a new key matches none, and only fragments with a
+    match (a real one, or a rare collision) are read. Bounded by ``budget`` bytes (8 per key),
+    least recently used first out.
+    """
+
+    def __init__(self, budget: int = 64 << 20) -> None:
+        self.budget = budget
+        self._entries: OrderedDict[tuple[object, ...], pl.Series] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(fragment: Fragment) -> tuple[object, ...]:
+        """What tells two writes of one path apart (a staged fragment rewritten in place, or
+        a commit redone after ``discard``)."""
+        return content_key(fragment)
+
+    def forget(self, commit: int) -> None:
+        """Drop the entries of fragments ``commit`` wrote (it is discarded)."""
+        with self._lock:
+            for key in [k for k in self._entries if k[1] == commit]:
+                self._bytes -= self._entries.pop(key).len() * 8
+
+    def missing(self, fragments: Sequence[Fragment]) -> list[Fragment]:
+        with self._lock:
+            return [f for f in fragments if self._key(f) not in self._entries]
+
+    def learn(self, fragment: Fragment, keys: pl.Series) -> None:
+        """Remember the keys of ``fragment`` (its whole ``_key`` column)."""
+        self.learn_hashes(fragment, hash_keys(keys))
+
+    def learn_hashes(self, fragment: Fragment, hashes: pl.Series) -> None:
+        """Remember the keys of ``fragment`` by their ``hash_keys``."""
+        hashes = hashes.sort()
+        size = hashes.len() * 8
+        if size > self.budget:
+            return
+        with self._lock:
+            old = self._entries.pop(self._key(fragment), None)
+            self._bytes -= 0 if old is None else old.len() * 8
+            self._entries[self._key(fragment)] = hashes
+            self._bytes += size
+            while self._bytes > self.budget:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.len() * 8
+
+    def may_hold(self, fragment: Fragment, hashes: pl.Series) -> bool:
+        """Whether ``fragment`` may hold one of the keys whose ``hash_keys`` are ``hashes``
+        (``True`` when its keys are not cached)."""
+        with self._lock:
+            known = self._entries.get(self._key(fragment))
+            if known is None:
+                return True
+            self._entries.move_to_end(self._key(fragment))
+        if known.is_empty() or hashes.is_empty():
+            return False
+        at = known.search_sorted(hashes).clip(0, known.len() - 1)
+        return bool((known.gather(at) == hashes).any())
+
+
+def hash_keys(keys: pl.Series) -> pl.Series:
+    """64-bit hashes of keys (stable within this process, which is all the cache needs)."""
+    return keys.cast(pl.String).hash(seed=0x5A1E5F10)
+
+
+def content_key(fragment: Fragment) -> tuple[object, ...]:
+    """The fields that change whenever a fragment's file is written anew."""
+    return (
+        fragment.path,
+        fragment.created_by,
+        fragment.rows,
+        fragment.bytes,
+        fragment.min_key,
+        fragment.max_key,
+        fragment.min_seq,
+        fragment.max_seq,
+    )
