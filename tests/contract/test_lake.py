@@ -444,9 +444,12 @@ def test_random_keys_a_warm_lake_reads_only_fragments_holding_them(rig: LakeRig)
 def test_a_commit_redone_after_discard_is_not_mistaken_for_its_first_attempt(
     rig: LakeRig,
 ) -> None:
+    first = rig.lake  # stages commit 2, then "crashes" with its caches warm
     rig.stage(2, rows(["k1"], seq=2, price=1.0))
+    rig.lake = rig.make_lake()  # recover, in another process: discard and redo
     rig.lake.discard(DATASET, 2)
-    rig.commit(2, rows(["k2"], seq=2, price=2.0))  # same path, same size: another content
+    rig.commit(2, rows(["k2"], seq=2, price=2.0))  # same path, same row count
+    rig.lake = first
     fix = rig.commit(3, rows(["k2"], seq=3, price=3.0))
     assert fix.replaced.get_column("_key").to_list() == ["k2"]
     assert rig.lake.read(DATASET).select("_key", "price").rows() == [("k2", 3.0)]
