@@ -33,6 +33,7 @@ from salesflow.adapters.lake.files import (
     COMPRESSION_LEVEL,
     META,
     SMALL_BYTES,
+    Encoded,
     check_dataset,
     encode,
     encode_file,
@@ -206,21 +207,23 @@ class ParquetLake(LakeReader):
     ) -> list[pl.DataFrame]:
         """Copy-on-write: each visible fragment holding losers is copied without them (a new
         fragment of ``commit``) and retired by ``commit``. Returns the removed rows."""
+        lost = losers.partition_by("__frag", as_dict=True, include_key=False)
+        originals = [candidates[int(str(index))] for (index,) in lost]
         removed: list[pl.DataFrame] = []
-        retired: list[str] = []
-        for (index,), rows in losers.group_by("__frag", maintain_order=True):
-            original = candidates[int(str(index))]
-            frame = self._read_fragment(original)
-            gone = pl.int_range(pl.len(), dtype=pl.UInt32).is_in(rows.get_column("__row").implode())
-            removed.append(frame.filter(gone))
-            kept = frame.filter(~gone)
-            if not kept.is_empty():
-                path = fragment_path(
-                    dataset, original.year, original.month, commit, self._next_part(dataset, commit)
-                )
-                self._put_staged(kept, path, commit, original)
-            retired.append(original.path)
-        self.catalog.retire_fragments(retired, by=commit)
+        copies: list[tuple[pl.DataFrame, str, Fragment]] = []
+        with fetch_all(self.store, originals) as sources:
+            for original, source, rows in zip(originals, sources, lost.values(), strict=True):
+                frame = pl.read_parquet(source, hive_partitioning=False)
+                index = pl.int_range(pl.len(), dtype=pl.UInt32)
+                gone = index.is_in(rows.get_column("__row").implode())
+                removed.append(frame.filter(gone))
+                kept = frame.filter(~gone)
+                if not kept.is_empty():
+                    n = self._next_part(dataset, commit)
+                    path = fragment_path(dataset, original.year, original.month, commit, n)
+                    copies.append((kept, path, original))
+        self._put_all_staged(copies, commit)
+        self.catalog.retire_fragments([f.path for f in originals], by=commit)
         return removed
 
     def _drop_staged(
@@ -244,7 +247,7 @@ class ParquetLake(LakeReader):
                 self.store.delete(staging_key(fragment.path))
                 self.catalog.drop_fragments([fragment.path])
             else:
-                self._put_staged(kept, fragment.path, commit, fragment)
+                self._put_all_staged([(kept, fragment.path, fragment)], commit)
         return superseded, duplicates
 
     def _template(self, fragments: Sequence[Fragment]) -> pl.DataFrame:
@@ -256,18 +259,33 @@ class ParquetLake(LakeReader):
         with fetch_fragment(self.store, fragment) as source:
             return pl.read_parquet(source, hive_partitioning=False)
 
-    def _put_staged(self, frame: pl.DataFrame, path: str, commit: int, like: Fragment) -> Fragment:
-        """Stage ``frame`` as fragment ``path`` of ``commit``: registered, then put."""
-        content = encode(frame, self._scratch(commit, like))
+    def _put_all_staged(
+        self, frames: Sequence[tuple[pl.DataFrame, str, Fragment]], commit: int
+    ) -> list[Fragment]:
+        """Stage each ``(frame, path, like)`` as fragment ``path`` of ``commit``: all registered
+        in one catalog write, then put at once."""
+        if not frames:
+            return []
+        encoded: list[Encoded] = []
         try:
-            entry = _entry(like, path=path, zone=zone_of(frame), size=content.size, commit=commit)
-            self.catalog.add_fragments([entry])
-            content.put(self.store, staging_key(path))
+            for frame, _, like in frames:
+                encoded.append(encode(frame, self._scratch(commit, like)))
+            entries = [
+                _entry(like, path=path, zone=zone_of(frame), size=content.size, commit=commit)
+                for (frame, path, like), content in zip(frames, encoded, strict=True)
+            ]
+            self.catalog.add_fragments(entries)
+            each(
+                lambda pair: pair[1].put(self.store, staging_key(pair[0].path)),
+                list(zip(entries, encoded, strict=True)),
+            )
         finally:
-            content.drop()
-        self.remember_schema(entry, frame.schema)
-        self.keys.learn(entry, frame.get_column("_key"))
-        return entry
+            for content in encoded:
+                content.drop()
+        for entry, (frame, _, _) in zip(entries, frames, strict=True):
+            self.remember_schema(entry, frame.schema)
+            self.keys.learn(entry, frame.get_column("_key"))
+        return entries
 
     def _scratch(self, commit: int, like: Fragment) -> Path:
         """A work folder of ``commit``'s (``discard`` removes it after a crash)."""
