@@ -13,11 +13,12 @@ Conventions every adapter keeps:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 import polars as pl
@@ -275,6 +276,110 @@ class Catalog(Protocol):
 
     def commit(self, commit: int) -> None:
         """Write a bare commit marker (a compaction's)."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a commit changes beyond its own rows, for the caller's totals and counts.
+
+    ``replaced``: the visible rows the commit removes (every column: their amounts and groups
+    leave the totals). ``superseded``: the commit's rows that lost to a newer version.
+    ``duplicates``: its rows already stored from the same file version. Both with every
+    column. ``days``: the business days of the replaced rows (their KPIs change).
+    """
+
+    replaced: pl.DataFrame = field(default_factory=pl.DataFrame)
+    superseded: pl.DataFrame = field(default_factory=pl.DataFrame)
+    duplicates: pl.DataFrame = field(default_factory=pl.DataFrame)
+    days: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What a compaction did: ``merged`` fragments into ``written`` ones, holding ``rows``."""
+
+    merged: int = 0
+    written: int = 0
+    rows: int = 0
+
+
+@runtime_checkable
+class LakeStaging(Protocol):
+    """One commit's rows on their way into the lake (invisible until the commit marker)."""
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Stage a chunk: the dataset's typed columns plus ``_key`` (Utf8), ``_day`` (Date),
+        ``_arrived`` (Int64, µs since the epoch: the file's arrival), ``_seq`` (Int64, the
+        file version), ``_source`` (Utf8) and ``_record`` (Int64)."""
+
+    def close(self) -> list[Fragment]:
+        """Put the staged fragments in the store and the catalog; return them."""
+
+    def __enter__(self) -> LakeStaging: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class Lake(Protocol):
+    """The record store: Parquet fragments over an ``ObjectStore`` that hold exactly the
+    current version of each key after every commit (``docs/design.md`` §4). A commit is
+    ``stage``d without a lock, ``resolve``d and marked committed under
+    ``locks.hold(lock_name(dataset))``, then ``publish``ed; ``discard`` undoes one that did not
+    commit."""
+
+    def lock_name(self, dataset: str) -> str:
+        """The lock held from ``resolve`` to the commit marker."""
+
+    def stage(self, dataset: str, commit: int) -> LakeStaging:
+        """Open the staging of ``commit``'s rows."""
+
+    def resolve(
+        self,
+        dataset: str,
+        commit: int,
+        *,
+        replace_sources: Mapping[str, tuple[int, int]] | None = None,
+    ) -> Resolution:
+        """Settle the commit's conflicts with the visible rows (copy-on-write), under the
+        lock; ``replace_sources`` maps a source to the version ``(arrived, seq)`` that
+        replaces all of that source's older rows."""
+
+    def discard(self, dataset: str, commit: int) -> None:
+        """Forget what an uncommitted ``commit`` staged or retired (idempotent)."""
+
+    def publish(self, dataset: str, commit: int) -> None:
+        """After the marker: fragments to their final paths, replaced ones deleted, then
+        compaction if due (idempotent)."""
+
+    def compact(self, dataset: str) -> Compaction:
+        """Merge every month's small fragments (``salesflow compact``)."""
+
+    def read(
+        self,
+        dataset: str,
+        *,
+        days: Collection[date] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """The current records (always with ``_key``, ``_seq``, ``_day``, ``_arrived``)."""
+
+    def lookup(self, dataset: str, keys: pl.Series, *, columns: Sequence[str] = ()) -> pl.DataFrame:
+        """The current rows of ``keys``, reading only fragments that may hold them."""
+
+    def contains(self, dataset: str, values: pl.Series) -> pl.Series:
+        """Per value: is a record with that key stored?"""
+
+    def local_paths(self, dataset: str) -> AbstractContextManager[list[Path]]:
+        """Local files of the visible fragments, for DuckDB or Spark."""
+
+    def rows_by_seq(self, dataset: str) -> dict[int, int]:
+        """Visible rows per file version (the audit)."""
 
 
 @runtime_checkable

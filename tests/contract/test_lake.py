@@ -14,6 +14,7 @@ import pytest
 
 from salesflow.adapters.lake.compaction import tier
 from salesflow.errors import TerminalError
+from salesflow.ports import Lake, LakeStaging
 from tests.fixtures.lake import (
     DATASET,
     FIRST_DAY,
@@ -41,6 +42,11 @@ def _total(frame: pl.DataFrame) -> float:
 
 
 # -- visibility ------------------------------------------------------------------------------
+def test_is_the_lake_port(rig: LakeRig) -> None:
+    assert isinstance(rig.lake, Lake)
+    assert isinstance(rig.lake.stage(DATASET, 1), LakeStaging)
+
+
 def test_staged_rows_are_invisible_until_the_commit_marker(rig: LakeRig) -> None:
     rig.stage(1, rows(range(10), seq=1))
     with rig.locks.hold(rig.lake.lock_name(DATASET)):

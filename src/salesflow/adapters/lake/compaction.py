@@ -14,18 +14,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from salesflow.models import Fragment
+from salesflow.ports import Compaction
 
-
-@dataclass(frozen=True)
-class Compaction:
-    """What a compaction did: fragments merged into fewer, and the rows they held."""
-
-    merged: int = 0
-    written: int = 0
-    rows: int = 0
+__all__ = ["Compaction", "plan", "plan_all", "tier"]
 
 
 def tier(rows: int, fanout: int, base: int) -> int:

@@ -17,32 +17,18 @@ newest version stays:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date
 
 import polars as pl
+
+from salesflow.ports import Resolution
+
+__all__ = ["DUPLICATE", "SUPERSEDED", "VERSION_COLUMNS", "Resolution", "decide"]
 
 VERSION_COLUMNS = ["_key", "_arrived", "_seq", "_source"]
 """What ``decide`` needs of each row (plus ``__frag`` and ``__row``, where the row lives)."""
 
 SUPERSEDED = "superseded"
 DUPLICATE = "duplicate"
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """What a commit changes beyond its own rows, for the caller's totals and counts.
-
-    ``replaced``: the visible rows the commit removes (every column; their amounts and groups
-    leave the totals). ``superseded``: staged rows that lost to a newer version. ``duplicates``:
-    staged rows already stored from the same file version. ``days``: the business days of the
-    replaced rows (their KPIs change).
-    """
-
-    replaced: pl.DataFrame = field(default_factory=pl.DataFrame)
-    superseded: pl.DataFrame = field(default_factory=pl.DataFrame)
-    duplicates: pl.DataFrame = field(default_factory=pl.DataFrame)
-    days: frozenset[date] = frozenset()
 
 
 def decide(
