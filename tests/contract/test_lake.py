@@ -250,6 +250,17 @@ def test_publish_is_finished_by_calling_it_again_after_a_crash_anywhere(
     assert attempt.snapshot() == before
 
 
+def test_publish_finishes_a_move_interrupted_between_link_and_unlink(rig: LakeRig) -> None:
+    rig.stage(1, rows(["a", "b"], seq=1))
+    rig.resolve_and_commit(1)
+    [staged] = rig.staged_objects()
+    final = staged.replace("/_part-", "/part-").removesuffix(".staged")
+    rig.store.put_bytes(final, rig.store.get_bytes(staged))  # the crash left both names
+    rig.lake.publish(DATASET, 1)
+    assert rig.staged_objects() == []
+    assert sorted(rig.directory_rows().get_column("_key").to_list()) == ["a", "b"]
+
+
 def test_discard_refuses_a_committed_commit_and_publish_an_uncommitted_one(
     rig: LakeRig,
 ) -> None:

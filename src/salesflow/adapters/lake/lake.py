@@ -342,7 +342,7 @@ class ParquetLake(LakeReader):
             and only in (None, f.created_by)
             and f.retired_by not in done  # else replaced already: its replacer deletes it
         ]
-        moves = settle_all(lambda f: self.store.move(staging_key(f.path), f.path), ready)
+        moves = settle_all(self._move_in, ready)
         moved = []
         for fragment, future in zip(ready, moves, strict=True):
             error = future.exception()
@@ -358,6 +358,16 @@ class ParquetLake(LakeReader):
         each(self.store.delete, [staging_key(f.path) for f in retired])
         each(self.store.delete, [f.path for f in retired])
         self.catalog.drop_fragments([f.path for f in retired])
+
+    def _move_in(self, fragment: Fragment) -> None:
+        """Staged name to final path. A move that a crash interrupted (the local store links
+        first, then unlinks) or that another publisher is making may have put it there
+        already: the staged name is then only left to delete."""
+        staged = staging_key(fragment.path)
+        try:
+            self.store.move(staged, fragment.path)
+        except FileExistsError:
+            self.store.delete(staged)
 
     def _delete_orphans(self, dataset: str, moved: Sequence[str]) -> None:
         """A fragment moved while the commit that replaced it deleted it may land at its final
