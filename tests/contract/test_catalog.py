@@ -189,3 +189,21 @@ def test_sqlite_marker_written_in_another_transaction_of_the_same_file(tmp_path:
         mark_committed(conn, 21)
         mark_committed(conn, 21)
     assert catalog.committed([21]) == {21}
+
+
+def test_sqlite_tables_commit_files_makes_a_lake_commit_visible(tmp_path: Path) -> None:
+    """The real marker path: ``SqliteTables.commit_files`` and the catalog share one file."""
+    from salesflow.adapters.sqlite.tables import SqliteTables
+    from salesflow.models import FileRecord, FileStatus
+
+    tables = SqliteTables(tmp_path / "salesflow.db")
+    catalog = SqliteCatalog(tmp_path / "salesflow.db")
+    seq = tables.next_seq()
+    record, _ = tables.claim(
+        FileRecord(key="inbox/sales/a.csv", sha256="x", size=1, dataset="sales", seq=seq)
+    )
+    catalog.add_fragments([frag(created_by=seq)])
+    assert catalog.committed([seq]) == set()
+    record.status = FileStatus.SUCCESS
+    assert tables.commit_files([record], commit=seq)
+    assert catalog.committed([seq]) == {seq}
