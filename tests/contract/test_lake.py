@@ -19,6 +19,7 @@ from tests.fixtures.lake import (
     DATASET,
     FIRST_DAY,
     RIGS,
+    S3_RIG,
     Crash,
     FaultPlan,
     LakeRig,
@@ -37,6 +38,20 @@ def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LakeRig]:
         close()
 
 
+@pytest.fixture(params=[*sorted(RIGS), *S3_RIG])
+def any_rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LakeRig]:
+    """``rig``, and the lake over S3 on moto too (for the tests where the store matters)."""
+    if request.param in S3_RIG:
+        request.getfixturevalue("aws_env")
+        made = S3_RIG[request.param](tmp_path)
+    else:
+        made = RIGS[request.param](tmp_path)
+    yield made
+    close = getattr(made.catalog, "close", None)
+    if close:
+        close()
+
+
 def _total(frame: pl.DataFrame) -> float:
     return round(float(frame.get_column("price").sum()), 6)
 
@@ -47,7 +62,8 @@ def test_is_the_lake_port(rig: LakeRig) -> None:
     assert isinstance(rig.lake.stage(DATASET, 1), LakeStaging)
 
 
-def test_staged_rows_are_invisible_until_the_commit_marker(rig: LakeRig) -> None:
+def test_staged_rows_are_invisible_until_the_commit_marker(any_rig: LakeRig) -> None:
+    rig = any_rig
     rig.stage(1, rows(range(10), seq=1))
     with rig.locks.hold(rig.lake.lock_name(DATASET)):
         rig.lake.resolve(DATASET, 1)
@@ -81,7 +97,8 @@ def test_fragment_paths_follow_the_layout(rig: LakeRig) -> None:
 
 
 # -- corrections -----------------------------------------------------------------------------
-def test_a_correction_leaves_the_directory_sum_right(rig: LakeRig) -> None:
+def test_a_correction_leaves_the_directory_sum_right(any_rig: LakeRig) -> None:
+    rig = any_rig
     rng = random.Random(1)
     n = 10_000
     prices = [round(rng.uniform(1, 500), 2) for _ in range(n)]
@@ -149,7 +166,9 @@ def test_a_group_of_files_in_one_commit_keeps_the_newest_version(rig: LakeRig) -
     assert _total(rig.directory_rows()) == 24.0
 
 
-def test_a_resent_source_replaces_every_line_of_its_older_version(rig: LakeRig) -> None:
+def test_a_resent_source_replaces_every_line_of_its_older_version(any_rig: LakeRig) -> None:
+    rig = any_rig
+
     def lines(source: str, n: int, seq: int, price: float) -> pl.DataFrame:
         keys = [f"{source}|{i}" for i in range(1, n + 1)]
         return rows(keys, seq=seq, arrived=seq, source=source, price=price)
@@ -216,13 +235,14 @@ def test_discard_undoes_a_crash_at_every_write_of_stage_and_resolve(
 
 
 def test_publish_is_finished_by_calling_it_again_after_a_crash_anywhere(
-    rig: LakeRig, tmp_path: Path
+    any_rig: LakeRig, tmp_path: Path
 ) -> None:
+    rig = any_rig
     n = 40
     truth = {str(k): (7.0 if k % 3 == 0 else 1.0) for k in range(n)}
 
     def committed(folder: Path) -> LakeRig:
-        made = RIGS[rig.name](folder)
+        made = {**RIGS, **S3_RIG}[rig.name](folder)
         made.commit(1, rows(range(n), seq=1, days=spread_days(n, months=4)))
         made.stage(2, rows(range(0, n, 3), seq=2, price=7.0, days=spread_days(14, months=4)))
         made.resolve_and_commit(2)
@@ -250,7 +270,8 @@ def test_publish_is_finished_by_calling_it_again_after_a_crash_anywhere(
     assert attempt.snapshot() == before
 
 
-def test_publish_finishes_a_move_interrupted_between_link_and_unlink(rig: LakeRig) -> None:
+def test_publish_finishes_a_move_interrupted_between_link_and_unlink(any_rig: LakeRig) -> None:
+    rig = any_rig
     rig.stage(1, rows(["a", "b"], seq=1))
     rig.resolve_and_commit(1)
     [staged] = rig.staged_objects()
@@ -387,7 +408,8 @@ def test_a_chunk_with_other_columns_than_the_first_is_refused(rig: LakeRig) -> N
 
 
 # -- reads -----------------------------------------------------------------------------------
-def test_reads_by_day_key_and_membership(rig: LakeRig) -> None:
+def test_reads_by_day_key_and_membership(any_rig: LakeRig) -> None:
+    rig = any_rig
     days = [date(2024, 1, 1), date(2024, 1, 2), date(2024, 2, 1), None]
     rig.commit(1, rows(["1", "2", "3", "4"], seq=1, days=days, price=[1.0, 2.0, 3.0, 4.0]))
     one_day = rig.lake.read(DATASET, days={date(2024, 1, 2)}, columns=["price"])

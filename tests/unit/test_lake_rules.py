@@ -9,7 +9,15 @@ import polars as pl
 
 from salesflow.adapters.lake.compaction import plan, plan_all, tier
 from salesflow.adapters.lake.resolve import DUPLICATE, SUPERSEDED, decide
-from salesflow.adapters.lake.zones import KeyProbe, Zone, key_order, ranges_overlap, zone_of
+from salesflow.adapters.lake.zones import (
+    KeyCache,
+    KeyProbe,
+    Zone,
+    hash_keys,
+    key_order,
+    ranges_overlap,
+    zone_of,
+)
 from salesflow.models import Fragment
 
 
@@ -128,3 +136,28 @@ def test_tiers_and_compaction_plans() -> None:
     assert plan([big, *ones], target_rows=100, fanout=2, base=2) == [ones]
     other_month = dataclasses.replace(ones[0], month=2, path="m2")
     assert plan_all([*ones, other_month, big], target_rows=100) == [ones]
+
+
+def test_key_cache_answers_for_many_fragments_and_forgets() -> None:
+    cache = KeyCache(budget=1 << 30)
+    a = _fragment("1", "9", path="a", created_by=1)
+    b = _fragment("1", "9", path="b", created_by=2)
+    c = _fragment("1", "9", path="c", created_by=3)
+    cache.learn(a, pl.Series([str(i) for i in range(0, 100_000, 2)]))  # merged into the index
+    cache.learn(b, pl.Series(["x", "y"]))  # still in the delta
+    assert cache.missing([a, b, c]) == [c]
+    assert cache.may_hold([a, b, c], hash_keys(pl.Series(["4", "y"]))) == [True, True, True]
+    assert cache.may_hold([a, b, c], hash_keys(pl.Series(["3", "z"]))) == [False, False, True]
+    cache.forget(2)
+    assert cache.missing([a, b]) == [b]
+    relearned = dataclasses.replace(a, rows=11)  # the same path written anew: another entry
+    assert cache.missing([relearned]) == [relearned]
+
+
+def test_key_cache_stays_within_its_budget() -> None:
+    cache = KeyCache(budget=12 * 1_000)
+    old, new = _fragment("1", "9", path="old"), _fragment("1", "9", path="new")
+    cache.learn(old, pl.Series([str(i) for i in range(600)]))
+    cache.learn(new, pl.Series([str(i) for i in range(600, 1_200)]))
+    assert cache.missing([old, new]) == [old]  # least recently used out
+    assert cache.may_hold([new], hash_keys(pl.Series(["700"]))) == [True]

@@ -128,8 +128,8 @@ class LakeReader:
             for index, fragment in enumerate(missing):
                 part = parts.get((index,))
                 self.keys.learn(fragment, empty if part is None else part.get_column("_key"))
-        hashes = hash_keys(keys)
-        return [f for f in fragments if self.keys.may_hold(f, hashes)]
+        hits = self.keys.may_hold(fragments, hash_keys(keys))
+        return [f for f, hit in zip(fragments, hits, strict=True) if hit]
 
     def _again(self, attempt: Callable[[], _T]) -> _T:
         for tries in range(VANISHED_RETRIES):

@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import polars as pl
 
@@ -181,16 +181,25 @@ class KeyCache:
     """The key hashes of fragments, kept in-process (a fragment's file never changes), so a
     running service asks "may this fragment hold one of these keys?" without reading it.
 
-    Zone maps cannot prune random keys (every fragment's range spans them all); a sorted
-    array of 64-bit hashes per fragment can: a new key matches none, and only fragments with a
-    match (a real one, or a rare collision) are read. Bounded by ``budget`` bytes (8 per key),
-    least recently used first out.
+    Zone maps cannot prune random keys (every fragment's range spans them all); the hashes
+    can: a new key matches none, and only fragments with a match (a real one, or a rare
+    collision) are read. All cached fragments share one index sorted by hash (plus a small
+    unsorted delta of the latest ones, merged in as it grows), so a question about any number
+    of fragments costs a few vectorised searches. Bounded by ``budget`` bytes (12 per key),
+    least recently used fragments first out.
     """
+
+    _ROW_BYTES = 12
+    _SCHEMA: ClassVar[dict[str, pl.DataType]] = {"h": pl.UInt64(), "s": pl.UInt32()}
 
     def __init__(self, budget: int = 64 << 20) -> None:
         self.budget = budget
-        self._entries: OrderedDict[tuple[object, ...], pl.Series] = OrderedDict()
-        self._bytes = 0
+        self._slots: OrderedDict[tuple[object, ...], tuple[int, int]] = OrderedDict()
+        self._next_slot = 0
+        self._main = pl.DataFrame(schema=self._SCHEMA)
+        self._delta = pl.DataFrame(schema=self._SCHEMA)
+        self._dead: set[int] = set()
+        self._live = 0
         self._lock = threading.Lock()
 
     @staticmethod
@@ -199,15 +208,9 @@ class KeyCache:
         a commit redone after ``discard``)."""
         return content_key(fragment)
 
-    def forget(self, commit: int) -> None:
-        """Drop the entries of fragments ``commit`` wrote (it is discarded)."""
-        with self._lock:
-            for key in [k for k in self._entries if k[1] == commit]:
-                self._bytes -= self._entries.pop(key).len() * 8
-
     def missing(self, fragments: Sequence[Fragment]) -> list[Fragment]:
         with self._lock:
-            return [f for f in fragments if self._key(f) not in self._entries]
+            return [f for f in fragments if self._key(f) not in self._slots]
 
     def learn(self, fragment: Fragment, keys: pl.Series) -> None:
         """Remember the keys of ``fragment`` (its whole ``_key`` column)."""
@@ -215,31 +218,74 @@ class KeyCache:
 
     def learn_hashes(self, fragment: Fragment, hashes: pl.Series) -> None:
         """Remember the keys of ``fragment`` by their ``hash_keys``."""
-        hashes = hashes.sort()
-        size = hashes.len() * 8
-        if size > self.budget:
+        if hashes.len() * self._ROW_BYTES > self.budget:
             return
         with self._lock:
-            old = self._entries.pop(self._key(fragment), None)
-            self._bytes -= 0 if old is None else old.len() * 8
-            self._entries[self._key(fragment)] = hashes
-            self._bytes += size
-            while self._bytes > self.budget:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.len() * 8
+            key = self._key(fragment)
+            if key in self._slots:
+                self._drop(key)
+            slot = self._next_slot
+            self._next_slot += 1
+            self._slots[key] = (slot, hashes.len())
+            rows = pl.DataFrame(
+                {"h": hashes.cast(pl.UInt64), "s": pl.repeat(slot, hashes.len(), eager=True)},
+                schema=self._SCHEMA,
+            )
+            self._delta = pl.concat([self._delta, rows])
+            self._live += hashes.len()
+            while self._live * self._ROW_BYTES > self.budget and self._slots:
+                self._drop(next(iter(self._slots)))
+            if self._delta.height > max(65_536, self._main.height // 4):
+                self._merge()
 
-    def may_hold(self, fragment: Fragment, hashes: pl.Series) -> bool:
-        """Whether ``fragment`` may hold one of the keys whose ``hash_keys`` are ``hashes``
-        (``True`` when its keys are not cached)."""
+    def forget(self, commit: int) -> None:
+        """Drop the entries of fragments ``commit`` wrote (it is discarded)."""
         with self._lock:
-            known = self._entries.get(self._key(fragment))
-            if known is None:
-                return True
-            self._entries.move_to_end(self._key(fragment))
-        if known.is_empty() or hashes.is_empty():
-            return False
-        at = known.search_sorted(hashes).clip(0, known.len() - 1)
-        return bool((known.gather(at) == hashes).any())
+            for key in [k for k in self._slots if k[1] == commit]:
+                self._drop(key)
+
+    def _drop(self, key: tuple[object, ...]) -> None:
+        slot, rows = self._slots.pop(key)
+        self._dead.add(slot)
+        self._live -= rows
+
+    def _merge(self) -> None:
+        both = pl.concat([self._main, self._delta])
+        if self._dead:
+            dead = pl.Series(sorted(self._dead), dtype=pl.UInt32)
+            both = both.filter(~pl.col("s").is_in(dead.implode()))
+            self._dead.clear()
+        self._main = both.sort("h")
+        self._delta = pl.DataFrame(schema=self._SCHEMA)
+
+    def may_hold(self, fragments: Sequence[Fragment], hashes: pl.Series) -> list[bool]:
+        """For each fragment: may it hold one of the keys whose ``hash_keys`` are ``hashes``?
+        (``True`` when its keys are not cached.)"""
+        with self._lock:
+            slots = [self._slots.get(self._key(f)) for f in fragments]
+            for fragment, slot in zip(fragments, slots, strict=True):
+                if slot is not None:
+                    self._slots.move_to_end(self._key(fragment))
+            main, delta = self._main, self._delta
+        if hashes.is_empty():
+            return [slot is None for slot in slots]
+        wanted = hashes.cast(pl.UInt64)
+        found: set[int] = set()
+        if main.height:
+            column = main.get_column("h")
+            ranges = pl.DataFrame(
+                {
+                    "lo": column.search_sorted(wanted, side="left"),
+                    "hi": column.search_sorted(wanted, side="right"),
+                }
+            ).filter(pl.col("hi") > pl.col("lo"))
+            if ranges.height:
+                rows = ranges.select(pl.int_ranges("lo", "hi").explode()).to_series()
+                found.update(main.get_column("s").gather(rows).unique().to_list())
+        if delta.height:
+            hit = delta.filter(pl.col("h").is_in(wanted.implode()))
+            found.update(hit.get_column("s").unique().to_list())
+        return [slot is None or slot[0] in found for slot in slots]
 
 
 def hash_keys(keys: pl.Series) -> pl.Series:
