@@ -187,10 +187,18 @@ def test_a_resent_source_replaces_every_line_of_its_older_version(any_rig: LakeR
     assert sorted(v2.replaced.get_column("_key").to_list()) == [f"dec.csv|{i}" for i in range(1, 6)]
     assert _total(rig.directory_rows()) == 10.0
 
+    # A version with no valid line at all still replaces every line of the older ones.
+    rig.stage(5)
+    emptied = rig.resolve_and_commit(5, replace_sources={"jan.csv": (5, 5)})
+    rig.lake.publish(DATASET, 5)
+    assert emptied.replaced.height == 4
+    assert set(rig.lake.read(DATASET).get_column("_source")) == {"dec.csv"}
+    assert _total(rig.directory_rows()) == 6.0
+
     # The first version arriving once more, late: nothing of it comes back.
     late = rig.commit(4, lines("dec.csv", 5, 1, 1.0), replace_sources={"dec.csv": (1, 1)})
     assert late.superseded.height == 5 and late.replaced.is_empty()
-    assert _total(rig.lake.read(DATASET)) == 10.0
+    assert _total(rig.lake.read(DATASET)) == 6.0
 
 
 def test_a_correction_of_a_fragment_not_yet_published(rig: LakeRig) -> None:

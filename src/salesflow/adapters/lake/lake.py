@@ -152,19 +152,18 @@ class ParquetLake(LakeReader):
         staged = [f for f in everything if f.created_by == commit and not f.published]
         visible = [f for f in self.visible_of(everything) if f.created_by != commit]
         template = self._template(staged or visible)
-        if not staged:
+        if not staged and not sources:
             return _resolution(template, [], [], [])
         self._reserve_parts(dataset, commit, everything)
         several = len({f.min_seq for f in staged} | {f.max_seq for f in staged}) > 1
         union = Zone()
         for fragment in staged:
             union = union.merge(Zone.of(fragment))
-        by_key = [v for v in visible if ranges_overlap(v, union)]
+        by_key = [v for v in visible if ranges_overlap(v, union)] if union.rows else []
         by_source = [v for v in visible if sources and source_hits(v, sources)]
         if not (by_key or by_source or several):
             return _resolution(template, [], [], [])
-        with fetch_all(self.store, staged) as paths:
-            staged_rows = scan_indexed(paths, VERSION_COLUMNS).collect()
+        staged_rows = self._versions(staged)
         probe = KeyProbe(staged_rows.get_column("_key"))
         hits = [v for v, hit in zip(by_key, probe.hits(by_key), strict=True) if hit]
         chosen = {v.path for v in self.may_hold(hits, probe.keys)}
@@ -178,20 +177,20 @@ class ParquetLake(LakeReader):
         superseded, duplicates = self._drop_staged(dataset, commit, staged, staged_losers)
         return _resolution(template, replaced, superseded, duplicates)
 
+    def _versions(self, staged: Sequence[Fragment]) -> pl.DataFrame:
+        """``VERSION_COLUMNS`` of every staged row, with ``__frag`` and ``__row``."""
+        if not staged:
+            return _empty_versions()
+        with fetch_all(self.store, staged) as sources:
+            return scan_indexed(sources, VERSION_COLUMNS).collect()
+
     def _conflicting(
         self, candidates: Sequence[Fragment], probe: KeyProbe, sources: Mapping[str, object]
     ) -> pl.DataFrame:
         """Version columns of the candidates' rows that share a key with the staged rows or
         belong to a replaced source."""
-        empty = pl.DataFrame(
-            schema={
-                **{c: META[c] for c in VERSION_COLUMNS},
-                "__row": pl.UInt32(),
-                "__frag": pl.UInt32(),
-            }
-        )
         if not candidates:
-            return empty
+            return _empty_versions()
         wanted = pl.col("_key").is_in(probe.keys.implode())
         if sources:
             wanted = wanted | pl.col("_source").is_in(pl.Series(list(sources)).implode())
@@ -512,6 +511,16 @@ def _resolution(
         superseded=_concat(superseded, template),
         duplicates=_concat(duplicates, template),
         days=frozenset(days),
+    )
+
+
+def _empty_versions() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            **{c: META[c] for c in VERSION_COLUMNS},
+            "__row": pl.UInt32(),
+            "__frag": pl.UInt32(),
+        }
     )
 
 
