@@ -179,12 +179,12 @@ class LakeReader:
 
     def lookup(self, dataset: str, keys: pl.Series, *, columns: Sequence[str] = ()) -> pl.DataFrame:
         """The current rows of ``keys`` (those stored), reading only the fragments whose key
-        range holds one of them."""
-        return self._again(lambda: self._lookup(dataset, keys, columns))
-
-    def _lookup(self, dataset: str, keys: pl.Series, columns: Sequence[str]) -> pl.DataFrame:
-        everything = self.visible(dataset)
+        range holds one of them (and, once known, whose keys hash like one of them)."""
         wanted = list(dict.fromkeys([*ALWAYS, *columns]))
+        return self._again(lambda: self._lookup(dataset, keys, wanted))
+
+    def _lookup(self, dataset: str, keys: pl.Series, wanted: list[str]) -> pl.DataFrame:
+        everything = self.visible(dataset)
         probe = KeyProbe(keys)
         fragments = [f for f, hit in zip(everything, probe.hits(everything), strict=True) if hit]
         fragments = self.may_hold(fragments, probe.keys)
@@ -200,9 +200,10 @@ class LakeReader:
             )
 
     def contains(self, dataset: str, values: pl.Series) -> pl.Series:
-        """Per value: is a record with that key stored? (Referential checks; nulls: False.)"""
+        """Per value: is a record with that key stored? (Referential checks; nulls: False.)
+        Reads only the ``_key`` column of the fragments that may hold the values."""
         keys = values.cast(pl.String)
-        found = self.lookup(dataset, keys).get_column("_key")
+        found = self._again(lambda: self._lookup(dataset, keys, ["_key"])).get_column("_key")
         return keys.is_in(found.implode()).fill_null(False).alias(values.name)
 
     @contextlib.contextmanager
