@@ -160,19 +160,27 @@ def small_files(count: int, scratch: Path) -> dict[str, Any]:
     """One-row commits back to back (auto-compaction on)."""
     bench = Bench(scratch / "small")
     times: list[float] = []
+    cpu: list[float] = []
     started = time.perf_counter()
     for i in range(count):
         row = records("monotonic", i, i + 1, seq=i + 1, new_day=True)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         bench.commit(i + 1, [row])
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
     wall = time.perf_counter() - started
     window = min(1_000, max(count // 4, 1))
+
+    def ms(values: list[float]) -> float:
+        return round(statistics.median(values) * 1000, 2)
+
     return {
         "files": count,
         "files_per_s": round(count / wall, 1),
-        "first_ms": round(statistics.median(times[:window]) * 1000, 2),
-        "last_ms": round(statistics.median(times[-window:]) * 1000, 2),
+        "first_ms": ms(times[:window]),
+        "last_ms": ms(times[-window:]),
+        "first_cpu_ms": ms(cpu[:window]),
+        "last_cpu_ms": ms(cpu[-window:]),
         "fragments": len(bench.lake.visible(DATASET)),
         "catalog_entries": len(bench.catalog.fragments(DATASET)),
     }

@@ -324,6 +324,8 @@ class ParquetLake(LakeReader):
             )
         fragments = self.catalog.fragments(dataset)
         self._settle(dataset, fragments, only=commit)
+        with self._parts_lock:
+            self._parts.pop((dataset, commit), None)
         if compact:
             self._auto_compact(dataset, self.visible_of(fragments))
 
@@ -436,10 +438,12 @@ class ParquetLake(LakeReader):
         """Stage ``group`` as one fragment of ``commit``: merged in memory when small, else
         streamed through a file (bounded memory)."""
         scratch = self._scratch(commit, group[0])
+        merged: pl.DataFrame | None = None
         with fetch_all(self.store, group) as sources:
             rows = scan(sources, base)
             if sum(f.bytes for f in group) <= SMALL_BYTES:
-                content = encode(rows.collect(), scratch)
+                merged = rows.collect()
+                content = encode(merged, scratch)
             else:
                 content = encode_file(
                     scratch,
@@ -459,6 +463,9 @@ class ParquetLake(LakeReader):
             content.put(self.store, staging_key(path))
         finally:
             content.drop()
+        if merged is not None:
+            self.remember_schema(entry, merged.schema)
+            self.keys.learn(entry, merged.get_column("_key"))
 
     def _recover_compactions(self, dataset: str) -> None:
         """Finish or throw away compactions a crash interrupted (call under the lock)."""

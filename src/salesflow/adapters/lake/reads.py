@@ -10,6 +10,7 @@ since the listing; the read starts over on a fresh listing.
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -34,6 +35,9 @@ from salesflow.ports import Catalog, ObjectStore
 ALWAYS = ("_key", "_seq", "_day", "_arrived")
 """Columns every read returns, whatever ``columns`` asks for."""
 VANISHED_RETRIES = 5
+SCHEMAS_KEPT = 4_096
+"""Fragment schemas kept in-process (oldest out): a long-running service sees every fragment
+that was ever written."""
 _T = TypeVar("_T")
 
 
@@ -58,7 +62,7 @@ class LakeReader:
         self.catalog = catalog
         self.keys = KeyCache(key_cache)
         self._committed: set[int] = set()
-        self._schemas: dict[tuple[object, ...], pl.Schema] = {}
+        self._schemas: OrderedDict[tuple[object, ...], pl.Schema] = OrderedDict()
 
     # -- visibility ----------------------------------------------------------------------
     def is_committed(self, commits: Collection[int]) -> set[int]:
@@ -87,7 +91,12 @@ class LakeReader:
 
     def remember_schema(self, fragment: Fragment, schema: pl.Schema) -> None:
         """Note the schema of a fragment just written (no need to read its footer back)."""
-        self._schemas[_schema_key(fragment)] = schema
+        self._keep_schema(_schema_key(fragment), schema)
+
+    def _keep_schema(self, key: tuple[object, ...], schema: pl.Schema) -> None:
+        self._schemas[key] = schema
+        while len(self._schemas) > SCHEMAS_KEPT:
+            self._schemas.popitem(last=False)
 
     def schema_of(self, fragment: Fragment) -> pl.Schema:
         """The fragment's Parquet schema (cached: a fragment's file never changes once
@@ -97,7 +106,7 @@ class LakeReader:
         if found is None:
             with fetch_fragment(self.store, fragment) as path:
                 found = pl.Schema(pl.read_parquet_schema(path))
-            self._schemas[key] = found
+            self._keep_schema(key, found)
         return found
 
     def newest_schema(
