@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.common",
     "tests.fixtures.servers",
     "tests.fixtures.moto_server",
+    "tests.fixtures.spark",
 ]

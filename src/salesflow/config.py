@@ -9,16 +9,19 @@ Nothing else in salesflow reads the environment.
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from salesflow.errors import ConfigError
 
 
 class BatchingSettings(BaseModel):
@@ -49,14 +52,20 @@ class SmtpSettings(BaseModel):
 
 
 class AlertSettings(BaseModel):
-    """High-value sale alerts (seed 003)."""
+    """High-value sale alerts (seed 003) and how they are delivered.
+
+    A failed delivery is retried with exponential backoff and full jitter: the n-th retry
+    waits a random time between 0 and ``min(backoff_max_seconds, backoff_base_seconds *
+    2**(n-1))``. An alert is FAILED once ``retry_for_seconds`` have passed since it was raised
+    or it has had ``max_attempts``, whichever comes first.
+    """
 
     threshold: float = Field(400.0, ge=0)
     thresholds: dict[str, float] = Field(default_factory=dict, description="per dataset")
     sinks: list[SinkName] = Field(default_factory=lambda: list[SinkName](["log", "jsonl"]))
     jsonl_path: Path | None = None
     webhook_url: str | None = None
-    webhook_timeout: float = 5.0
+    webhook_timeout: float = Field(5.0, gt=0, description="seconds to connect, and per read/write")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     sqlite_busy_seconds: float = Field(
         30.0,
@@ -64,7 +73,18 @@ class AlertSettings(BaseModel):
         description="how long one SQLite statement waits for another process's write lock "
         "before the store counts as unavailable (the service then retries with backoff)",
     )
-    max_attempts: int = Field(5, ge=1)
+    max_attempts: int = Field(50, ge=1, description="give an alert up after this many attempts")
+    retry_for_seconds: float = Field(
+        3600.0, ge=0, description="keep retrying an alert this long after it was raised"
+    )
+    backoff_base_seconds: float = Field(2.0, gt=0, description="the first retry's longest wait")
+    backoff_max_seconds: float = Field(300.0, gt=0, description="no retry waits longer")
+    ingest_budget_seconds: float = Field(
+        3.0,
+        ge=0,
+        description="`ingest` delivers due alerts for about this long (plus at most one sink "
+        "timeout); the rest stay PENDING for `salesflow run` or `salesflow alerts retry`",
+    )
 
     def threshold_for(self, dataset: str) -> float:
         return self.thresholds.get(dataset, self.threshold)
@@ -83,6 +103,35 @@ class AwsSettings(BaseModel):
     table_prefix: str | None = None
 
 
+class UiSettings(BaseModel):
+    """The dashboard (``salesflow ui``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8050, ge=0, le=65535)
+    token: SecretStr | None = Field(
+        None, description="required on every request; needed to bind beyond loopback"
+    )
+    refresh_seconds: float = Field(2.0, gt=0, description="how often pages look for new data")
+
+
+class SparkSettings(BaseModel):
+    """The Spark engine (``--engine spark``): where it runs and how it splits the work."""
+
+    master: str = Field("local[*]", description="local[N], spark://host:7077, yarn, ...")
+    app_name: str = "salesflow"
+    shuffle_partitions: int = Field(8, ge=1, description="partitions after a shuffle")
+    partitions: int | None = Field(
+        None, ge=1, description="split each file into this many read partitions (default: Spark's)"
+    )
+    bucket_uri: str | None = Field(
+        None,
+        description="the bucket as the executors see it (s3://my-bucket on EMR or Glue): "
+        "Spark then reads inbox objects and writes its output there, not on the driver",
+    )
+    log_level: str = "ERROR"
+    conf: dict[str, str] = Field(default_factory=dict, description="extra spark.* settings")
+
+
 class Settings(BaseSettings):
     """salesflow's settings. Build with ``Settings(data_dir=...)`` to override anything."""
 
@@ -94,6 +143,9 @@ class Settings(BaseSettings):
     )
 
     backend: Literal["local", "aws"] = "local"
+    engine: Literal["polars", "spark"] = Field(
+        "polars", description="where validation and KPIs run: polars (this process) or spark"
+    )
     data_dir: Path = Path("salesflow-data")
     chunk_rows: int = Field(250_000, ge=1, description="rows validated at a time (bounds memory)")
     poll_seconds: float = Field(1.0, gt=0, description="inbox polling fallback interval")
@@ -122,6 +174,8 @@ class Settings(BaseSettings):
     batching: BatchingSettings = Field(default_factory=BatchingSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    ui: UiSettings = Field(default_factory=UiSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
     stack_name: str | None = Field(
         None, description="shorthand for aws.stack_name (env SALESFLOW_STACK_NAME)"
     )
@@ -140,6 +194,13 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         return self.data_dir / "salesflow.db"
 
+    @property
+    def scratch_dir(self) -> Path | None:
+        """Where decoded copies of input files live while they are read (gzip, Latin-1, bare
+        CRs): the data dir's ``scratch/`` locally, so customer data never leaves it; the
+        system temp dir (None) on AWS, where there is no data dir."""
+        return self.data_dir / "scratch" if self.backend == "local" else None
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -154,5 +215,41 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings with explicit overrides; ``None`` values are ignored so CLI flags pass through."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings with explicit overrides; ``None`` values are ignored so CLI flags pass through.
+
+    Raises ``ConfigError`` naming the one setting (or the TOML line) that is wrong, and
+    where it can be set, instead of pydantic's multi-line report or a parser traceback.
+    """
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        raise _invalid_setting(exc, overrides) from None
+    except tomllib.TOMLDecodeError as exc:
+        name = os.environ.get("SALESFLOW_CONFIG", "salesflow.toml")
+        raise ConfigError(
+            f"{name}: not valid TOML: {exc}",
+            hint="fix that line, or point SALESFLOW_CONFIG at another file",
+        ) from None
+    except OSError as exc:
+        name = os.environ.get("SALESFLOW_CONFIG", "salesflow.toml")
+        raise ConfigError(
+            f"{name}: cannot be read: {exc.strerror}",
+            hint="fix its permissions, or point SALESFLOW_CONFIG at another file",
+        ) from None
+
+
+def _invalid_setting(exc: ValidationError, overrides: dict[str, Any]) -> ConfigError:
+    """The first error of ``exc`` as one line: the setting, the value, what is expected."""
+    first = exc.errors()[0]
+    path = [str(part) for part in first.get("loc", ())]
+    dotted = ".".join(path) or "settings"
+    value = first.get("input")
+    shown = "" if isinstance(value, dict) else f" = {value!r}"
+    places = [f"SALESFLOW_{'__'.join(path).upper()}", "salesflow.toml"]
+    if path and path[0] in overrides and overrides[path[0]] is not None:
+        places.insert(0, f"--{path[0].replace('_', '-')}")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return ConfigError(
+        f"invalid setting {dotted}{shown}: {first['msg']}{more}",
+        hint=f"set it with {' or '.join(places)}",
+    )

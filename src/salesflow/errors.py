@@ -75,6 +75,15 @@ class UnknownDatasetError(FileLevelError):
         )
 
 
+class UsageError(SalesflowError):
+    """What was asked cannot be done as asked: a bad argument, a data dir that is not there.
+    The command line exits 2 on it, before anything is written."""
+
+
+class ConfigError(UsageError):
+    """The configuration (flags, ``SALESFLOW_*`` variables, ``salesflow.toml``) is invalid."""
+
+
 class MissingDependencyError(SalesflowError):
     """An optional backend was selected but its extra is not installed."""
 

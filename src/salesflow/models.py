@@ -42,9 +42,17 @@ class LetterStatus(StrEnum):
 
 
 class AlertStatus(StrEnum):
+    """Where one alert (one sale, one sink) stands. PENDING and SENDING are open."""
+
     PENDING = "PENDING"
+    """Waiting for its next attempt, due at ``next_attempt_at`` (None: at once)."""
+    SENDING = "SENDING"
+    """Claimed by one process for one attempt until ``next_attempt_at`` (a lease: if that
+    process dies, the alert is due again then)."""
     SENT = "SENT"
     FAILED = "FAILED"
+    """Given up after ``alerts.retry_for_seconds`` or ``alerts.max_attempts``;
+    ``salesflow alerts retry --failed`` sends it again."""
 
 
 @dataclass(frozen=True)
@@ -246,7 +254,13 @@ class DeadLetter:
 
 @dataclass
 class Alert:
-    """A high-value sale. ``id`` is ``<dataset>:<record key>`` so a replay never alerts twice."""
+    """A high-value sale for one sink. ``id`` is ``<dataset>:<record key>@<sink>``, so a replay
+    never alerts twice and each sink is retried on its own.
+
+    ``attempts`` counts delivery attempts (each is counted before it starts, so a kill -9
+    mid-send still counts), ``error`` is the last attempt's error, and ``next_attempt_at``
+    is when the alert is due again (None until its first failed attempt).
+    """
 
     id: str
     dataset: str
@@ -260,12 +274,20 @@ class Alert:
     created_at: datetime = field(default_factory=utcnow)
     sent_at: datetime | None = None
     error: str | None = None
+    next_attempt_at: datetime | None = None
+
+    @property
+    def sink(self) -> str:
+        """The sink this alert is for: the part of its id after the last ``@``."""
+        return self.id.rpartition("@")[2]
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d["amount"] = round(self.amount, 2)  # cents: a float product is not (22.200000000000003)
         d["status"] = self.status.value
         d["created_at"] = self.created_at.isoformat()
         d["sent_at"] = self.sent_at.isoformat() if self.sent_at else None
+        d["next_attempt_at"] = self.next_attempt_at.isoformat() if self.next_attempt_at else None
         return d
 
     @classmethod
@@ -285,6 +307,7 @@ class Alert:
             else utcnow(),
             sent_at=datetime.fromisoformat(str(d["sent_at"])) if d.get("sent_at") else None,
             error=d.get("error"),
+            next_attempt_at=_time(d.get("next_attempt_at")),
         )
 
 

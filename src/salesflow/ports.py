@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
@@ -25,6 +25,7 @@ import polars as pl
 
 from salesflow.models import (
     Alert,
+    AlertStatus,
     DeadLetter,
     FileRecord,
     FileStatus,
@@ -154,17 +155,16 @@ class Tables(Protocol):
         """Store row ``record.seq`` (it exists). With ``expect``, only if its stored status is
         ``expect``; returns whether it was written (a conditional write on AWS)."""
 
-    def commit_files(
-        self,
-        records: Sequence[FileRecord],
-        *,
-        commit: int,
-        totals: pl.DataFrame | None = None,
-    ) -> bool:
+    def commit_files(self, records: Sequence[FileRecord], *, commit: int) -> bool:
         """The commit point of the pipeline, in one transaction: every row of ``records``
-        (each still IN_PROGRESS) stored as given, the commit marker ``commit`` (see
-        ``Catalog``), and the totals deltas (``TOTALS`` key columns, ``cents`` and ``records``
-        to add). Writes nothing and returns False if any row is no longer IN_PROGRESS."""
+        (each still IN_PROGRESS) stored as given, and the commit marker ``commit`` (see
+        ``Catalog``). Writes nothing and returns False if any row is no longer IN_PROGRESS."""
+
+    def apply_totals(self, commit: int, deltas: pl.DataFrame) -> None:
+        """Add ``deltas`` (the ``TOTALS`` columns: what commit ``commit`` adds to each group,
+        negative for what it replaced) to the stored totals, exactly once however often it is
+        called for the same commit (publish retries it after a crash). A group whose
+        ``records`` fall to zero is removed."""
 
     def list_files(
         self,
@@ -202,42 +202,44 @@ class Tables(Protocol):
         """In one step where the backend allows: delete the rows whose key is in ``delete``
         (columns ``spec.key``), then upsert ``upsert`` (columns ``spec.schema``)."""
 
-    # alerts
+    # alerts: one row per sale and sink (see ``pipeline.delivery``)
     def add_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Insert alerts not seen before (by ``id``); return only the new ones."""
 
-    def list_alerts(self, status: str | None = None) -> list[Alert]:
-        """Alerts, oldest first."""
-
-    def update_alert(self, alert: Alert) -> None:
-        """Store an alert's new status, attempts, error and sent time."""
-
-
-@runtime_checkable
-class DeadLetterQueue(Protocol):
-    """Rejected records with all their reasons (seeds 001/002's SQS DLQ)."""
-
-    def send(self, letters: Sequence[DeadLetter]) -> None:
-        """Enqueue letters; a letter whose ``id`` is already queued is not queued twice."""
-
-    def list(
+    def list_alerts(
         self,
+        status: AlertStatus | str | None = None,
         *,
-        status: LetterStatus | None = None,
+        dataset: str | None = None,
         source_file: str | None = None,
-        rule: str | None = None,
         limit: int | None = None,
-    ) -> list[DeadLetter]:
-        """Letters matching every filter given, oldest first."""
+    ) -> list[Alert]:
+        """Alerts matching every filter given, oldest first; with ``limit``, the newest
+        ``limit`` of them. By status and by source file without reading every alert where
+        the store can (SQLite indexes; DynamoDB needs a GSI on status, see dynamodb.py)."""
 
-    def get(self, letter_id: str) -> DeadLetter | None:
-        """One letter by id."""
+    def count_alerts(
+        self,
+        status: AlertStatus | str | None = None,
+        *,
+        dataset: str | None = None,
+        source_file: str | None = None,
+    ) -> int:
+        """How many alerts match, counted in the store."""
 
-    def mark(self, letters: Sequence[DeadLetter], status: LetterStatus) -> None:
-        """Set the status of letters (SQS deletes REDRIVEN/DISCARDED messages)."""
+    def get_alerts(self, ids: Sequence[str]) -> list[Alert]:
+        """The stored alerts among ``ids``, in the order given (unknown ids are skipped)."""
 
-    def count(self, status: LetterStatus | None = None) -> int:
-        """How many letters (approximate on SQS)."""
+    def due_alerts(self, now: datetime, *, limit: int) -> list[Alert]:
+        """Alerts to attempt now, oldest first, at most ``limit``: PENDING ones whose
+        ``next_attempt_at`` is unset or not after ``now``, and SENDING ones whose lease
+        (``next_attempt_at``) ended by ``now`` (their sender died)."""
+
+    def update_alert(self, alert: Alert, *, expect: Alert | None = None) -> bool:
+        """Store an alert's status, attempts, error, sent time and next attempt. With
+        ``expect``, only if the stored row still has ``expect``'s status and attempts (a
+        conditional write: of two processes claiming one alert, one wins); returns whether
+        it was written."""
 
 
 @runtime_checkable
@@ -464,11 +466,11 @@ class Backend:
     store: ObjectStore
     records: RecordStore
     tables: Tables
-    dlq: DeadLetterQueue
+    letters: DeadLetters
     notifiers: list[Notifier]
 
     def close(self) -> None:
-        for part in (self.store, self.records, self.tables, self.dlq, *self.notifiers):
+        for part in (self.store, self.records, self.tables, self.letters, *self.notifiers):
             closer = getattr(part, "close", None)
             if callable(closer):
                 closer()

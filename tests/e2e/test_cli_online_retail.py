@@ -80,6 +80,6 @@ def test_online_retail_sample_totals_per_invoice_match_an_independent_count(
     assert cancellations and all(got[k][0] < 0 for k in cancellations)
 
     with backend_of(cli.data_dir) as backend:
-        letters = backend.dlq.list()
+        letters = backend.letters.find()
     assert {x.record for x in letters} == want_rejected
     assert cli.run("audit", code=None).returncode == 0

@@ -154,7 +154,7 @@ def snapshot(data_dir: Path) -> dict[str, Any]:
             )
             for f in backend.tables.list_files()
         }
-        letters = _letters(backend.dlq.list())
+        letters = _letters(backend.letters.find())
         aggregates = {
             spec.name: Rows.of(backend.tables.read_aggregates(spec))
             for spec in (ORDER_KPIS, CATEGORY_KPIS, TOTALS)

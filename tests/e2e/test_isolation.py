@@ -95,7 +95,7 @@ def test_any_error_fails_only_its_file_and_the_next_file_is_processed(
     assert (cli.data_dir / "bucket" / failed[0]).read_bytes() == poison.read_bytes()
     with backend_of(cli.data_dir) as backend:
         assert backend.records.read("orders_json").is_empty()  # nothing of it is visible
-        assert backend.dlq.count() == 0
+        assert backend.letters.count() == 0
 
 
 def test_a_file_that_kills_the_process_every_time_is_failed_after_three_attempts(

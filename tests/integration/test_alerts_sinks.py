@@ -191,3 +191,36 @@ def test_webhook_sink_closed_port_is_transient(closed_port: int) -> None:  # noq
 def test_webhook_sink_refuses_non_http_urls(url: str) -> None:
     with pytest.raises(SalesflowError, match="not an http"):
         WebhookNotifier(url)
+
+
+def test_webhook_sink_that_hangs_fails_within_its_timeout(webhook_server: WebhookServer) -> None:  # noqa: F811
+    webhook_server.hang()
+    hook = WebhookNotifier(webhook_server.url, timeout=0.3)
+    try:
+        with pytest.raises(SinkError, match=r"did not answer within 0\.3s") as err:
+            hook.send(make_alert())
+    finally:
+        hook.close()
+    assert webhook_server.count == 1 and err.value.sink == "webhook"
+
+
+def test_webhook_sink_errors_never_show_the_url_secrets(webhook_server: WebhookServer) -> None:  # noqa: F811
+    webhook_server.answer(404)
+    url = webhook_server.url.replace("http://", "http://bot:s3cret@") + "?token=abc123"
+    hook = WebhookNotifier(url)
+    try:
+        with pytest.raises(SinkError) as err:
+            hook.send(make_alert())
+    finally:
+        hook.close()
+    text = str(err.value)
+    assert "HTTP 404" in text and "s3cret" not in text and "abc123" not in text
+    assert "?token=***" in text
+    (got,) = webhook_server.received
+    assert got.path == "/hooks/sales?token=abc123"  # the real URL is what is called
+
+
+def test_webhook_url_errors_at_start_up_are_redacted() -> None:
+    with pytest.raises(SalesflowError) as err:
+        WebhookNotifier("ftp://bot:s3cret@host/T0AB12CD/xYz9QwErTy")
+    assert "s3cret" not in str(err.value) and "xYz9QwErTy" not in str(err.value)

@@ -11,7 +11,7 @@ from salesflow.adapters import BACKENDS, build_backend, build_notifiers
 from salesflow.adapters.alerts import JsonlNotifier, LogNotifier, SmtpNotifier, WebhookNotifier
 from salesflow.adapters.local.records import ParquetRecordStore
 from salesflow.adapters.local.store import LocalObjectStore
-from salesflow.adapters.sqlite.dlq import SqliteDeadLetterQueue
+from salesflow.adapters.sqlite.letters import SqliteDeadLetters
 from salesflow.adapters.sqlite.tables import SqliteTables
 from salesflow.config import Settings
 from salesflow.errors import MissingDependencyError, SalesflowError
@@ -24,10 +24,10 @@ def test_local_backend_lives_under_the_data_dir(tmp_path: Path) -> None:
         assert isinstance(backend.store, LocalObjectStore)
         assert isinstance(backend.records, ParquetRecordStore)
         assert isinstance(backend.tables, SqliteTables)
-        assert isinstance(backend.dlq, SqliteDeadLetterQueue)
+        assert isinstance(backend.letters, SqliteDeadLetters)
         assert backend.store.root == settings.bucket_dir
         assert backend.records.root == settings.bucket_dir
-        assert backend.tables.db.path == backend.dlq.db.path == settings.db_path
+        assert backend.tables.db.path == backend.letters.db.path == settings.db_path
         assert settings.db_path.exists() and settings.bucket_dir.is_dir()
         log, jsonl = backend.notifiers
         assert isinstance(log, LogNotifier) and isinstance(jsonl, JsonlNotifier)

@@ -139,11 +139,77 @@ def test_more_fields_than_header_rejects_the_record(tmp_path: Path) -> None:
     assert "surplus" in result.rejected["reasons"][0][0]["message"]
 
 
-def test_fewer_fields_than_header_reads_as_missing(tmp_path: Path) -> None:
+def test_a_record_cut_short_before_a_required_field_is_a_field_count_rejection(
+    tmp_path: Path,
+) -> None:
     lines = [PRODUCTS_HEADER, "1,5,Jeans,N,B,9.5,Men"]
     result = validate(write(tmp_path, "p.csv", "\n".join(lines) + "\n"), "products")
+    assert rules_of(result) == {1: ["structure.field_count"]}
+    message = result.rejected["reasons"][0][0]["message"]
+    assert "7 fields" in message and "9 columns" in message and "sku" in message
+    # the raw form is what arrived: seven fields, not nine with two invented blanks
+    assert len(json.loads(result.rejected["raw"][0])) == 7
+
+
+def test_missing_trailing_optional_fields_read_as_missing(tmp_path: Path) -> None:
+    # spreadsheets drop trailing empty cells: CustomerID and Country are optional
+    short = LINE.removesuffix(",17850,United Kingdom")
+    result = validate(write(tmp_path, "r.csv", f"{RETAIL_HEADER}\n{short}\n"), "online_retail")
+    assert result.report.valid == 1
+    assert result.valid.row(0, named=True)["CustomerID"] is None
+
+
+def test_present_but_empty_required_field_stays_a_presence_rejection(tmp_path: Path) -> None:
+    lines = [PRODUCTS_HEADER, "1,5,Jeans,N,B,9.5,Men,,"]
+    result = validate(write(tmp_path, "p.csv", "\n".join(lines) + "\n"), "products")
     assert rules_of(result) == {1: ["presence.required"]}
-    assert result.rejected["reasons"][0][0]["field"] == "sku"
+
+
+def test_a_rejected_row_keeps_every_extra_field(tmp_path: Path) -> None:
+    lines = [PRODUCTS_HEADER, '2,5,Jeans,N,B,9.5,Men,S2,2,first,second,"th,ird"']
+    result = validate(write(tmp_path, "p.csv", "\n".join(lines) + "\n"), "products")
+    assert rules_of(result) == {1: ["structure.field_count"]}
+    raw = json.loads(result.rejected["raw"][0])
+    assert [raw["column_10"], raw["column_11"], raw["column_12"]] == ["first", "second", "th,ird"]
+    assert raw["sku"] == "S2"
+    message = result.rejected["reasons"][0][0]["message"]
+    assert "12 fields" in message and "'second'" in message
+
+
+def test_extra_fields_are_found_again_in_later_chunks(tmp_path: Path) -> None:
+    good = "1,5,Jeans,N,B,9.5,Men,S1,2"
+    lines = [PRODUCTS_HEADER] + [good.replace("1,", f"{i},", 1) for i in range(1, 30)]
+    lines[5] += ",a,b"
+    lines[25] += ",c,d,e"
+    path = write(tmp_path, "p.csv", "\n".join(lines) + "\n")
+    chunks = list(validate_path(path, get_spec("products"), source="p.csv", chunk_rows=7))
+    rejected = [row for c in chunks for row in c.rejected.iter_rows(named=True)]
+    assert [r["_record"] for r in rejected] == [5, 25]
+    assert [len(json.loads(r["raw"])) for r in rejected] == [11, 12]
+
+
+def test_old_mac_line_endings_are_read(tmp_path: Path) -> None:
+    body = "\r".join([RETAIL_HEADER, LINE, LINE.replace(",6,", ",2,")]) + "\r"
+    result = validate(write(tmp_path, "r.csv", body), "online_retail")
+    assert (result.report.rows_in, result.report.valid) == (2, 2)
+    assert any("bare CR" in w for w in result.report.warnings)
+
+
+def test_a_bare_cr_inside_a_file_separates_two_records(tmp_path: Path) -> None:
+    other = LINE.replace("536365", "536366").replace(",6,", ",-6,")  # rejected
+    body = f"{RETAIL_HEADER}\n{LINE}\r{other}\n{LINE}\r\n"
+    result = validate(write(tmp_path, "r.csv", body), "online_retail")
+    assert result.report.rows_in == 3
+    assert (result.report.valid, result.report.rejected) == (2, 1)
+    assert json.loads(result.rejected["raw"][0])["InvoiceNo"] == "536366"
+    assert result.valid["Country"].to_list() == ["United Kingdom"] * 2
+
+
+def test_a_cr_inside_quotes_stays_inside_the_field(tmp_path: Path) -> None:
+    quoted = LINE.replace("WHITE HANGING HEART T-LIGHT HOLDER", '"TWO\rLINES"')
+    result = validate(write(tmp_path, "r.csv", f"{RETAIL_HEADER}\n{quoted}\n"), "online_retail")
+    assert result.report.rows_in == 1
+    assert result.valid["Description"].to_list() == ["TWO\nLINES"]
 
 
 def test_blank_lines_are_skipped_not_counted(tmp_path: Path) -> None:
@@ -208,3 +274,19 @@ def test_padded_values_are_read_and_blank_ones_are_missing(tmp_path: Path) -> No
     assert result.valid.row(0, named=True)["Quantity"] == 6
     assert result.valid["InvoiceNo"].to_list() == ["536365"]
     assert rules_of(result) == {2: ["presence.required"]}
+
+
+def test_online_retail_iso_timestamps_as_pandas_and_excel_write_them(tmp_path: Path) -> None:
+    iso = LINE.replace("12/1/2010 8:26", "2010-12-01 08:26:00")
+    no_seconds = LINE.replace("12/1/2010 8:26", "2010-12-02 09:30")
+    body = f"{RETAIL_HEADER}\n{iso}\n{no_seconds}\n{LINE}\n"
+    result = validate(write(tmp_path, "r.csv", body), "online_retail")
+    assert result.report.rejected == 0, result.report.to_dict()["samples"]
+    stamps = [d.strftime("%Y-%m-%d %H:%M") for d in result.valid["InvoiceDate"].to_list()]
+    assert stamps == ["2010-12-01 08:26", "2010-12-02 09:30", "2010-12-01 08:26"]
+
+
+@pytest.mark.parametrize("name", ["sales [2].csv", "q*?.csv", "[bold]a.csv"])
+def test_a_name_that_looks_like_a_glob_pattern_is_read_as_a_name(tmp_path: Path, name: str) -> None:
+    result = validate(write(tmp_path, name, f"{RETAIL_HEADER}\n{LINE}\n"), "online_retail")
+    assert result.report.valid == 1

@@ -47,7 +47,9 @@ def test_every_fault_kind_is_injected(tmp_path: Path) -> None:
         "presence.required", "type.number", "type.date", "business.sale_price", "date.future",
         "enum.status", "ref.product_id", "ref.order_id", "unique.key",
     }  # fmt: skip
-    assert all(n == 40 for n in counts["order_items.csv"].values())
+    # 2% of the records are faulty, the nine kinds sharing them: 4 or 5 each
+    assert sum(counts["order_items.csv"].values()) == 40
+    assert set(counts["order_items.csv"].values()) <= {4, 5}
     assert manifest.records == {"products.csv": 100, "orders.csv": 800, "order_items.csv": 2000}
 
 
@@ -79,9 +81,9 @@ def test_manifest_written_as_json(tmp_path: Path) -> None:
     manifest.write(tmp_path / "manifest.json")
     data = json.loads((tmp_path / "manifest.json").read_text())
     assert data["files"] == ["orders_json.json"]
-    assert len(data["faults"]) == len(manifest.faults) == 7 * 4
+    assert len(data["faults"]) == len(manifest.faults) == 4  # 2% of 200
     assert data["faults"][0].keys() == {"file", "record", "rule"}
-    assert sum(data["fault_counts"]["orders_json.json"].values()) == 28
+    assert sum(data["fault_counts"]["orders_json.json"].values()) == 4
 
 
 def test_high_rate_keeps_a_clean_record() -> None:
@@ -124,3 +126,33 @@ def test_sale_event_is_a_valid_live_sale(tmp_path: Path) -> None:
     result = validate(path, "sale_events", now=VALIDATE_NOW)
     assert result.report.valid == 1
     assert result.valid["amount"][0] == events[0]["price"]
+
+
+@pytest.mark.parametrize(("dataset", "rate"), [("sale_events", 0.05), ("online_retail", 0.1)])
+def test_invalid_rate_is_the_share_of_records_with_a_fault(
+    tmp_path: Path, dataset: str, rate: float
+) -> None:
+    manifest = generate(dataset, 1000, tmp_path, invalid_rate=rate, seed=4, now=GEN_NOW)
+    assert len(manifest.faults) == len({f.record for f in manifest.faults}) == round(1000 * rate)
+    result = validate(manifest.files[0], dataset, now=VALIDATE_NOW)
+    assert result.report.rejected == round(1000 * rate)
+
+
+@pytest.mark.parametrize("dataset", ["products", "orders"])
+def test_products_and_orders_are_written_alone(tmp_path: Path, dataset: str) -> None:
+    manifest = generate(dataset, 300, tmp_path, invalid_rate=0.02, seed=6, now=GEN_NOW)
+    assert [p.name for p in manifest.files] == [f"{dataset}.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{dataset}.csv"]
+    assert manifest.records == {f"{dataset}.csv": 300} and not manifest.note
+    result = validate(manifest.files[0], dataset, now=VALIDATE_NOW)
+    assert result.report.rows_in == 300
+    expected = {record: [rule] for record, rule in manifest.expected(f"{dataset}.csv").items()}
+    assert rules_of(result) == expected and len(expected) == 6  # 2% of 300
+
+
+def test_order_items_say_why_they_come_with_products_and_orders(tmp_path: Path) -> None:
+    manifest = generate("order_items", 100, tmp_path, seed=6, now=GEN_NOW)
+    assert [p.name for p in manifest.files] == ["products.csv", "orders.csv", "order_items.csv"]
+    assert "refer to products and orders" in manifest.note
+    summary = manifest.summary()
+    assert "faults" not in summary and summary["note"] == manifest.note

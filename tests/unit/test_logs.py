@@ -8,12 +8,21 @@ from __future__ import annotations
 import io
 import json
 import logging
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
 
 from salesflow.errors import FileLevelError
-from salesflow.logs import MaskEmails, configure_logging, error_line, mask_email
+from salesflow.logs import (
+    MaskEmails,
+    configure_logging,
+    error_line,
+    mask_email,
+    one_line,
+    printable,
+)
 
 
 @pytest.mark.parametrize(
@@ -115,3 +124,50 @@ def test_error_line_is_one_masked_line() -> None:
     )
     assert error_line(exc) == "error: inbox/x.csv: row 3 of b***@corp.example is broken (fix it)"
     assert error_line(KeyError("k")) == "error: KeyError: 'k'"
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("jörg@exämple.de", "j***@exämple.de"),
+        ("an Ωmega.user@δοκιμή.ελ wrote", "an Ω*********@δοκιμή.ελ wrote"),
+        ("zoë_o'hara@example.co.uk", "z*********@example.co.uk"),
+    ],
+)
+def test_mask_email_masks_non_ascii_addresses(text: str, masked: str) -> None:
+    assert mask_email(text) == masked
+
+
+def test_mask_email_is_linear_on_a_60000_character_field() -> None:
+    """Quadratic masking took 25 s on this input. A child process with a 10 s CPU budget
+    (a linear pass takes milliseconds; the quadratic one is killed long before it ends)."""
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_CPU, (10, 10))\n"
+        "from salesflow.logs import mask_email\n"
+        "field = 'a' * 60_000\n"
+        "for text in (field, 'x@' * 30_000, 'a.' * 30_000 + '@' + 'b' * 60_000):\n"
+        "    assert mask_email(text) == text\n"
+        "print(mask_email(field + '@example.com')[:3])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"killed or failed ({done.returncode}): {done.stderr[-500:]}"
+    assert done.stdout.strip() == "a**"
+
+
+def test_logs_redact_urls_and_mask_emails(stream: io.StringIO) -> None:
+    url = "https://user:pw123@hooks.example.com/services/T0/B0/tok3n"
+    logging.getLogger("tests.logs").warning("webhook %s failed for a@b.io", url)
+    out = stream.getvalue()
+    assert "pw123" not in out and "tok3n" not in out and "a***@b.io" in out
+    assert "hooks.example.com/services/" in out
+
+
+def test_printable_escapes_what_could_forge_or_restyle_a_line() -> None:
+    assert printable("a\nb\rc\td\x1b[31m\u2028e\u202ef\x7f") == (
+        "a\\nb\\rc\\td\\x1b[31m\\u2028e\\u202ef\\x7f"
+    )
+    assert printable("plain café ✓") == "plain café ✓"
+    assert one_line("two\nlines bob@corp.example") == "two lines b***@corp.example"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import cast
 
 from salesflow.config import Settings
-from salesflow.errors import MissingDependencyError, SalesflowError
+from salesflow.errors import ConfigError, MissingDependencyError, SalesflowError
 from salesflow.ports import Backend, Notifier
 
 
@@ -56,7 +56,7 @@ def build_notifiers(settings: Settings) -> list[Notifier]:
 def _local(settings: Settings) -> Backend:
     from salesflow.adapters.local.records import ParquetRecordStore
     from salesflow.adapters.local.store import LocalObjectStore
-    from salesflow.adapters.sqlite.dlq import SqliteDeadLetterQueue
+    from salesflow.adapters.sqlite.letters import SqliteDeadLetters
     from salesflow.adapters.sqlite.tables import SqliteTables
 
     notifiers = build_notifiers(settings)
@@ -64,7 +64,7 @@ def _local(settings: Settings) -> Backend:
         store=LocalObjectStore(settings.bucket_dir),
         records=ParquetRecordStore(settings.bucket_dir),
         tables=SqliteTables(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
-        dlq=SqliteDeadLetterQueue(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
+        letters=SqliteDeadLetters(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
         notifiers=notifiers,
     )
 
@@ -75,6 +75,11 @@ def _aws(settings: Settings) -> Backend:
     except ImportError as exc:
         raise MissingDependencyError("aws", "boto3") from exc
     module = importlib.import_module("salesflow.adapters.aws")
+    if not module.boto3_session(settings).region_name:
+        raise ConfigError(
+            "the aws backend needs an AWS region, and none is configured",
+            hint="set SALESFLOW_AWS__REGION (or AWS_REGION, or region in ~/.aws/config)",
+        )
     return cast(Backend, module.build(settings))
 
 

@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from salesflow.datasets.detect import detect, folder_dataset
+from salesflow.datasets.detect import detect, folder_dataset, undetected
 from salesflow.datasets.online_retail import ONLINE_RETAIL
 from salesflow.datasets.orders_json import ORDERS_JSON
 from salesflow.datasets.sale_events import SALE_EVENTS
@@ -66,4 +66,5 @@ __all__ = [
     "detect_dataset",
     "get_spec",
     "normalize",
+    "undetected",
 ]

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from salesflow.datasets.spec import Check, DatasetSpec, FieldSpec, text
+from salesflow.datasets.spec import Check, DatasetSpec, FieldSpec
+from salesflow.rules import col, concat, lit, text, when
 
-_CANCELLATION = pl.col("InvoiceNo").str.starts_with("C")
+_CANCELLATION = col("InvoiceNo").starts_with("C")
 
 ONLINE_RETAIL = DatasetSpec(
     name="online_retail",
-    description="Online Retail invoice lines (seed 000, UCI/Kaggle), CSV",
+    description="Online Retail invoice lines (the UCI data set's shape), CSV",
     formats=("csv",),
     key=("InvoiceNo",),
     line_key="InvoiceNo",
@@ -44,8 +45,14 @@ ONLINE_RETAIL = DatasetSpec(
             "InvoiceDate",
             pl.Datetime("us", "UTC"),
             required=True,
-            formats=("%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S"),
-            description="US month/day/year, UK time read as UTC",
+            formats=(
+                "%m/%d/%Y %H:%M",
+                "%m/%d/%Y %H:%M:%S",
+                "%Y-%m-%d %H:%M:%S",  # as pandas and Excel export it
+                "%Y-%m-%d %H:%M",
+                "%Y-%m-%dT%H:%M:%S",
+            ),
+            description="US month/day/year or ISO 8601, UK time read as UTC",
         ),
         FieldSpec("UnitPrice", pl.Float64(), required=True),
         FieldSpec("CustomerID", pl.Utf8(), description="empty for guest checkouts"),
@@ -55,40 +62,40 @@ ONLINE_RETAIL = DatasetSpec(
         Check(
             "range.non_negative",
             "UnitPrice",
-            pl.col("UnitPrice") < 0,
-            pl.concat_str(pl.lit("UnitPrice must be >= 0, got "), text("UnitPrice")),
+            col("UnitPrice") < 0,
+            concat("UnitPrice must be >= 0, got ", text("UnitPrice")),
         ),
         Check(
             "range.nonzero",
             "Quantity",
-            pl.col("Quantity") == 0,
-            pl.lit("Quantity must not be 0"),
+            col("Quantity") == 0,
+            lit("Quantity must not be 0"),
         ),
         Check(
             "business.quantity_sign",
             "Quantity",
-            pl.when(_CANCELLATION)
-            .then(pl.col("Quantity") > 0)
-            .otherwise((pl.col("Quantity") < 0) & (pl.col("UnitPrice") > 0)),
-            pl.when(_CANCELLATION)
+            when(_CANCELLATION)
+            .then(col("Quantity") > 0)
+            .otherwise((col("Quantity") < 0) & (col("UnitPrice") > 0)),
+            when(_CANCELLATION)
             .then(
-                pl.concat_str(
-                    pl.lit("cancellation "),
+                concat(
+                    "cancellation ",
                     text("InvoiceNo"),
-                    pl.lit(" has a positive Quantity "),
+                    " has a positive Quantity ",
                     text("Quantity"),
                 )
             )
             .otherwise(
-                pl.concat_str(
-                    pl.lit("negative Quantity "),
+                concat(
+                    "negative Quantity ",
                     text("Quantity"),
-                    pl.lit(" with UnitPrice > 0 on a non-cancellation invoice "),
+                    " with UnitPrice > 0 on a non-cancellation invoice ",
                     text("InvoiceNo"),
                 )
             ),
         ),
     ),
-    amount=pl.col("Quantity").cast(pl.Float64) * pl.col("UnitPrice"),
+    amount=col("Quantity").cast(pl.Float64()) * col("UnitPrice"),
     derived={"is_cancellation": _CANCELLATION},
 )

@@ -23,7 +23,7 @@ _CONTACT = "contact_info"
 
 ORDERS_JSON = DatasetSpec(
     name="orders_json",
-    description="Orders with contact-info and order-info blocks (seeds 001/002), JSON or CSV",
+    description="Orders with contact-info and order-info blocks, JSON or CSV",
     formats=("json", "csv"),
     key=("order_id",),
     day_column=None,

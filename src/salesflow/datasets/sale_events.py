@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import polars as pl
 
-from salesflow.datasets.spec import DATETIME, Check, DatasetSpec, FieldSpec, positive, text
+from salesflow.datasets.spec import DATETIME, Check, DatasetSpec, FieldSpec, positive
+from salesflow.rules import col, concat, text
 
 SALE_EVENTS = DatasetSpec(
     name="sale_events",
-    description="Live sale events (seed 003), one JSON object per sale",
+    description="Live sale events, one JSON object per sale",
     formats=("json", "csv"),
     key=("sale_id",),
     day_column="timestamp",
@@ -38,9 +39,9 @@ SALE_EVENTS = DatasetSpec(
         Check(
             "format.currency",
             "currency",
-            ~pl.col("currency").str.contains(r"^[A-Z]{3}$"),
-            pl.concat_str(pl.lit("currency must be a 3-letter ISO code, got "), text("currency")),
+            ~col("currency").matches(r"^[A-Z]{3}$"),
+            concat("currency must be a 3-letter ISO code, got ", text("currency")),
         ),
     ),
-    amount=pl.col("price") * pl.col("quantity").cast(pl.Float64),
+    amount=col("price") * col("quantity").cast(pl.Float64()),
 )

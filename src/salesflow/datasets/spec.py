@@ -1,9 +1,10 @@
 """The declarative shape of a dataset: its fields, key, formats and rules.
 
-A :class:`DatasetSpec` says *what* a valid record looks like; ``salesflow.validation`` turns it
-into Polars expressions that run over whole chunks. Generic rules come from the fields
-(presence, type, future dates, e-mail shape, allowed values, key uniqueness, references);
-rules that only make sense for one dataset are listed as :class:`Check` objects.
+A :class:`DatasetSpec` says *what* a valid record looks like; rules, amounts and derived flags
+are written in the engine-neutral language of ``salesflow.rules``, which compiles them to
+Polars (``salesflow.validation``) or Spark (``salesflow.engines.spark``). Generic rules come
+from the fields (presence, type, future dates, e-mail shape, allowed values, key uniqueness,
+references); rules that only make sense for one dataset are listed as :class:`Check` objects.
 
 Field names are matched after :func:`normalize` (lower case, letters and digits only), so a
 CSV header ``OrderId``, ``order_id`` or ``ORDER-ID`` and a JSON key ``orderId`` all name the
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
+
+from salesflow.rules.expr import Expr, col, concat, text
 
 DATETIME = pl.Datetime("us", "UTC")
 """Every timestamp is parsed to UTC with microsecond precision."""
@@ -74,15 +77,15 @@ class FieldSpec:
 class Check:
     """A dataset-specific rule: ``broken`` is true on the rows that break it.
 
-    Both expressions run over the typed chunk (columns named after the fields). A null in
-    ``broken`` counts as not broken, so a check never fires on a value that already failed
-    its type rule. ``message`` is a Utf8 expression evaluated only on rejected rows.
+    Both are ``salesflow.rules`` expressions over the typed chunk (columns named after the
+    fields). A null in ``broken`` counts as not broken, so a check never fires on a value that
+    already failed its type rule. ``message`` is text, evaluated only on rejected rows.
     """
 
     rule: str
     field: str | None
-    broken: pl.Expr
-    message: pl.Expr
+    broken: Expr
+    message: Expr
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,8 @@ class DatasetSpec:
     checks: tuple[Check, ...] = ()
     groups: tuple[Group, ...] = ()
     references: Mapping[str, str] = field(default_factory=dict)
-    amount: pl.Expr | None = None
-    derived: Mapping[str, pl.Expr] = field(default_factory=dict)
+    amount: Expr | None = None
+    derived: Mapping[str, Expr] = field(default_factory=dict)
     line_key: str | None = None
     json_containers: tuple[str, ...] = ()
     json_markers: tuple[str, ...] = ()
@@ -178,16 +181,23 @@ class DatasetSpec:
         }
 
 
-def text(name: str) -> pl.Expr:
-    """A Utf8 rendering of a typed column for messages (``<missing>`` when null)."""
-    return pl.col(name).cast(pl.Utf8).fill_null("<missing>")
-
-
 def positive(name: str, rule: str = "range.positive") -> Check:
     """``name`` must be greater than zero."""
     return Check(
         rule=rule,
         field=name,
-        broken=pl.col(name) <= 0,
-        message=pl.concat_str(pl.lit(f"{name} must be > 0, got "), text(name)),
+        broken=col(name) <= 0,
+        message=concat(f"{name} must be > 0, got ", text(name)),
     )
+
+
+__all__ = [
+    "DATETIME",
+    "Check",
+    "DatasetSpec",
+    "FieldSpec",
+    "Group",
+    "normalize",
+    "positive",
+    "text",
+]

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from salesflow.datasets.spec import DATETIME, Check, DatasetSpec, FieldSpec, positive, text
+from salesflow.datasets.spec import DATETIME, Check, DatasetSpec, FieldSpec, positive
+from salesflow.rules import col, concat, text
 
 STATUSES = ("Processing", "Shipped", "Complete", "Cancelled", "Returned")
 """thelook's order and order-item statuses; KPIs exclude Cancelled and Returned revenue."""
@@ -22,7 +23,7 @@ _STR = pl.Utf8()
 
 PRODUCTS = DatasetSpec(
     name="products",
-    description="Product catalogue (seed 004, thelook_ecommerce), CSV",
+    description="Product catalogue (thelook_ecommerce schema), CSV",
     formats=("csv",),
     key=("id",),
     day_column=None,
@@ -43,20 +44,15 @@ PRODUCTS = DatasetSpec(
         Check(
             "business.cost_le_retail",
             "cost",
-            pl.col("cost") > pl.col("retail_price"),
-            pl.concat_str(
-                pl.lit("cost "),
-                text("cost"),
-                pl.lit(" is above retail_price "),
-                text("retail_price"),
-            ),
+            col("cost") > col("retail_price"),
+            concat("cost ", text("cost"), " is above retail_price ", text("retail_price")),
         ),
     ),
 )
 
 ORDERS = DatasetSpec(
     name="orders",
-    description="Orders (seed 004, thelook_ecommerce), CSV",
+    description="Orders (thelook_ecommerce schema), CSV",
     formats=("csv",),
     key=("order_id",),
     day_column="created_at",
@@ -75,15 +71,15 @@ ORDERS = DatasetSpec(
         Check(
             "business.num_of_item",
             "num_of_item",
-            pl.col("num_of_item") < 1,
-            pl.concat_str(pl.lit("num_of_item must be >= 1, got "), text("num_of_item")),
+            col("num_of_item") < 1,
+            concat("num_of_item must be >= 1, got ", text("num_of_item")),
         ),
     ),
 )
 
 ORDER_ITEMS = DatasetSpec(
     name="order_items",
-    description="Order lines (seed 004, thelook_ecommerce), CSV; amount = sale_price",
+    description="Order lines (thelook_ecommerce schema), CSV; amount = sale_price",
     formats=("csv",),
     key=("id",),
     day_column="created_at",
@@ -102,5 +98,5 @@ ORDER_ITEMS = DatasetSpec(
         FieldSpec("sale_price", _F64, required=True),
     ),
     checks=(positive("sale_price", rule="business.sale_price"),),
-    amount=pl.col("sale_price"),
+    amount=col("sale_price"),
 )

@@ -26,8 +26,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from itertools import groupby
 from typing import Any, NoReturn, cast
 
@@ -45,12 +45,12 @@ from salesflow.adapters.aws.s3 import decode_event_key
 from salesflow.config import Settings
 from salesflow.errors import InvalidKeyError, SalesflowError, TerminalError, TransientError
 from salesflow.logs import MaskEmails, mask_email
-from salesflow.models import Alert, FileStatus, PendingFile, utcnow
+from salesflow.models import AlertStatus, FileStatus, PendingFile, utcnow
 from salesflow.pipeline.batching import decide_batch
-from salesflow.pipeline.delivery import deliver_alerts
+from salesflow.pipeline.delivery import DUE_BATCH, courier_for
 from salesflow.pipeline.state import StepState
 from salesflow.pipeline.steps import claim, commit, fail_key, load, publish_safely
-from salesflow.ports import Backend, Tables
+from salesflow.ports import Backend
 from salesflow.samples.live import sale_event
 
 NAMESPACE = "salesflow"
@@ -257,7 +257,8 @@ def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
     batched = set(settings.batching.datasets)
     started: list[str] = []
     waiting: list[str] = []
-    for arrival in arrivals(event):
+    announced = arrivals(event)
+    for arrival in announced:
         key = arrival.key
         if not key.startswith(layout.INBOX) or key.endswith("/"):
             log().info("ignored: not an inbox object", extra={"key": key})
@@ -283,6 +284,8 @@ def _detector(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
         started.append(start_execution(rt, name, {"stages": stages(batch)}))
         backend.tables.remove_pending([f.key for f in batch])
     metrics.count("ExecutionsStarted", len(started))
+    if not announced:  # the every-minute timer: retry the alerts that are due
+        _deliver_alerts(rt, metrics, source_file=None)
     log().info("detected", extra={"started": started, "pending": waiting})
     return {"started": started, "pending": waiting, "batch": [f.key for f in batch or []]}
 
@@ -293,25 +296,35 @@ detector = _task(_detector)
 # ------------------------------------------------------------------------------------- tasks
 
 
-class _AlertsOf:
-    """The tables as one file's alert delivery sees them: only the alerts that file raised,
-    so files loading at the same time never send each other's alerts twice."""
+def _deliver_alerts(rt: Runtime, metrics: _Metrics, *, source_file: str | None) -> None:
+    """Deliver alerts within the ingest budget: with ``source_file``, the ones that file
+    raised, once it is published (``archive``); without, the retries that are due (the
+    every-minute timer) and fresh alerts whose file's invocation died before sending them.
 
-    def __init__(self, tables: Tables, source_file: str) -> None:
-        self._tables = tables
-        self._source = source_file
-
-    def list_alerts(self, status: str | None = None) -> list[Alert]:
-        return [a for a in self._tables.list_alerts(status) if a.source_file == self._source]
-
-    def update_alert(self, alert: Alert) -> None:
-        self._tables.update_alert(alert)
-
-
-def _deliver_alerts_of(rt: Runtime, key: str) -> None:
-    view = replace(rt.backend, tables=cast(Tables, _AlertsOf(rt.backend.tables, key)))
-    result = deliver_alerts(view, max_attempts=rt.settings.alerts.max_attempts)
-    log().info("alerts", extra={"key": key, "sent": result.sent, "retrying": result.retrying})
+    Claims are conditional writes, so two invocations never send one alert at the same time
+    on DynamoDB. Splitting the work this way also keeps them from competing for the same
+    alerts at all (moto's emulated conditional writes are not atomic under concurrency)."""
+    courier = courier_for(rt.backend, rt.settings.alerts)
+    now = utcnow()
+    if source_file is not None:
+        alerts = [
+            a
+            for a in rt.backend.tables.list_alerts(AlertStatus.PENDING, source_file=source_file)
+            if a.next_attempt_at is None or a.next_attempt_at <= now
+        ]
+    else:
+        orphaned = now - timedelta(seconds=courier.policy.lease_seconds)
+        alerts = [
+            a
+            for a in rt.backend.tables.due_alerts(now, limit=DUE_BATCH)
+            if a.attempts > 0 or a.created_at <= orphaned
+        ]
+    result = courier.deliver(alerts, budget=rt.settings.alerts.ingest_budget_seconds)
+    metrics.count("AlertsSent", result.sent)
+    log().info(
+        "alerts",
+        extra={"sent": result.sent, "retrying": result.retrying, "failed": result.failed},
+    )
 
 
 def _validate_load(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
@@ -354,7 +367,7 @@ aggregate = _task(_aggregate)
 
 def _archive(rt: Runtime, event: Event, metrics: _Metrics) -> Result:
     state = publish_safely(rt.backend, rt.settings, StepState.from_dict(event))
-    _deliver_alerts_of(rt, state.key)
+    _deliver_alerts(rt, metrics, source_file=state.key)
     metrics.count("FilesProcessed", 1)
     log().info("file archived", extra={"key": state.key, "archive_key": state.archive_key})
     return state.to_dict()

@@ -4,7 +4,9 @@ It recovers what a crash left IN_PROGRESS, then processes the inbox, and after t
 on filesystem events that change the inbox (watchdog's inotify observer: created, modified,
 moved; never mere opens and reads) or, failing those, every ``poll_seconds``. A file is
 taken once it has settled (``settle_seconds``); batched datasets wait for their batch; the
-timer is honoured by waking up when it is due. SIGTERM or Ctrl-C stops it between files.
+timer is honoured by waking up when it is due. Alerts go out on their own thread
+(``AlertLoop``), so a sink that is slow or down never delays the next file. SIGTERM or Ctrl-C
+stops it between files.
 
 Bad input never stops it. If the state store is locked or unreachable, it waits and
 retries with backoff; only a broken store (disk full, corrupt database) stops it, with one
@@ -24,8 +26,11 @@ from typing import Any
 from salesflow.config import Settings
 from salesflow.entrypoints.cli.common import open_backend, processing_lock
 from salesflow.errors import StoreUnavailable
+from salesflow.logs import one_line, printable
 from salesflow.models import utcnow
+from salesflow.pipeline.alert_loop import AlertLoop
 from salesflow.pipeline.batching import seconds_until_due
+from salesflow.pipeline.delivery import courier_for
 from salesflow.pipeline.inbox import Detections, TickResult, tick
 from salesflow.pipeline.state import StepState
 from salesflow.pipeline.steps import recover
@@ -73,9 +78,11 @@ def _report(state: StepState, json_lines: bool) -> None:
     if json_lines:
         sys.stdout.write(json.dumps({"file": state.key, **state.to_dict()}) + "\n")
     else:
+        # a key is whatever name a file arrived with: escaped, it stays on its own line
+        error = f" error={one_line(state.error)}" if state.error else ""
         sys.stdout.write(
-            f"{state.status:<10} {state.key} rows_in={state.rows_in} valid={state.valid} "
-            f"rejected={state.rejected}" + (f" error={state.error}" if state.error else "") + "\n"
+            f"{state.status:<10} {printable(state.key)} rows_in={state.rows_in} "
+            f"valid={state.valid} rejected={state.rejected}{error}\n"
         )
     sys.stdout.flush()
 
@@ -101,7 +108,7 @@ def serve(
     backoff = 0.0
     while not stop.is_set():
         try:
-            with open_backend(settings) as backend:
+            with open_backend(settings, create=True) as backend:
                 _serve(backend, settings, json_lines, stop, wake)
             return
         except StoreUnavailable as exc:  # the store was locked while it was being opened
@@ -122,6 +129,9 @@ def _serve(
     backoff = 0.0
     recovered = False
     observer = _watch(settings, wake)
+    alerts = AlertLoop(
+        courier_for(backend, settings.alerts), poll_seconds=min(settings.poll_seconds, 5.0)
+    ).start()
     try:
         while not stop.is_set():
             wake.clear()
@@ -137,6 +147,7 @@ def _serve(
                         detections=detections,
                         progress=lambda s: _report(s, json_lines),
                         should_stop=stop.is_set,
+                        deliver=False,
                     )
             except StoreUnavailable as exc:
                 backoff = min(MAX_BACKOFF, max(1.0, backoff * 2))
@@ -144,11 +155,19 @@ def _serve(
                 wake.wait(backoff)
                 continue
             backoff = 0.0
+            if result.processed:
+                alerts.wake()
             wake.wait(_timeout(backend, settings, result, observer is not None))
     finally:
+        if not alerts.stop(timeout=_slowest_sink(settings) + 1):
+            log.warning("an alert was still being sent at exit; it is retried next time")
         if observer is not None:
             observer.stop()
             observer.join(timeout=5)
+
+
+def _slowest_sink(settings: Settings) -> float:
+    return max(settings.alerts.webhook_timeout, settings.alerts.smtp.timeout)
 
 
 def _timeout(backend: Backend, settings: Settings, result: TickResult, watching: bool) -> float:
@@ -157,7 +176,7 @@ def _timeout(backend: Backend, settings: Settings, result: TickResult, watching:
     timeout = settings.poll_seconds if not watching else max(settings.poll_seconds, 5.0)
     if result.unsettled:
         timeout = min(timeout, max(0.05, settings.settle_seconds / 4))
-    if result.retry_later or result.alerts.retrying:
+    if result.retry_later:
         timeout = min(timeout, 1.0)
     if result.pending:
         due = seconds_until_due(backend.tables.list_pending(), settings.batching, utcnow())

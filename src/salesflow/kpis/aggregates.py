@@ -18,6 +18,7 @@ from __future__ import annotations
 import polars as pl
 
 from salesflow.ports import AggregateSpec
+from salesflow.rules import Expr, col, count, n_unique, to_polars, total
 
 NOT_REVENUE = ("Cancelled", "Returned")
 UNKNOWN = "(unknown)"
@@ -50,22 +51,32 @@ TOTALS_BY: dict[str, dict[str, str]] = {
 }
 
 
+METRICS: dict[str, Expr] = {
+    "items": count(),
+    "revenue": total(col("sale_price"), where=~col("status").is_in(NOT_REVENUE)),
+    "orders": n_unique(col("order_id")),
+    "returned": count(where=col("status") == "Returned"),
+}
+"""The KPI aggregations per group, one definition for every engine (``salesflow.rules``)."""
+
+RATIOS: dict[str, Expr] = {
+    "avg_basket": col("revenue") / col("orders"),
+    "return_rate": col("returned") / col("items"),
+}
+"""KPIs computed from the aggregated ``METRICS`` of a group."""
+
+TOTAL_METRICS: dict[str, Expr] = {"total_amount": total(col("amount")), "records": count()}
+"""The aggregations of every ``totals`` grouping."""
+
+
 def _metrics() -> list[pl.Expr]:
-    counted = ~pl.col("status").is_in(NOT_REVENUE)
-    revenue = pl.col("sale_price").filter(counted).sum().cast(pl.Float64)
-    return [
-        pl.len().cast(pl.Int64).alias("items"),
-        revenue.alias("revenue"),
-        pl.col("order_id").n_unique().cast(pl.Int64).alias("orders"),
-        (pl.col("status") == "Returned").sum().cast(pl.Int64).alias("returned"),
-    ]
+    return [to_polars(e).cast(_METRICS[n]).alias(n) for n, e in METRICS.items()]
 
 
 def _finish(frame: pl.DataFrame, spec: AggregateSpec) -> pl.DataFrame:
-    return frame.with_columns(
-        (pl.col("revenue") / pl.col("orders")).alias("avg_basket"),
-        (pl.col("returned") / pl.col("items")).alias("return_rate"),
-    ).select([pl.col(c).cast(t) for c, t in spec.schema.items()])
+    return frame.with_columns([to_polars(e).alias(n) for n, e in RATIOS.items()]).select(
+        [pl.col(c).cast(t) for c, t in spec.schema.items()]
+    )
 
 
 def order_kpis(items: pl.DataFrame) -> pl.DataFrame:
@@ -102,10 +113,7 @@ def totals(dataset: str, records: pl.DataFrame) -> pl.DataFrame:
     for by, column in TOTALS_BY.get(dataset, {}).items():
         parts.append(
             records.group_by(pl.col(column).cast(pl.String).fill_null(UNKNOWN).alias("id"))
-            .agg(
-                pl.col("amount").sum().cast(pl.Float64).alias("total_amount"),
-                pl.len().cast(pl.Int64).alias("records"),
-            )
+            .agg([to_polars(e).cast(TOTALS.schema[n]).alias(n) for n, e in TOTAL_METRICS.items()])
             .with_columns(pl.lit(f"{dataset}.{by}").alias("scope"))
             .select(list(TOTALS.schema))
         )

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date
+from typing import TYPE_CHECKING
 
 import polars as pl
 
-from salesflow.kpis.aggregates import (
-    CATEGORY_KPIS,
-    ORDER_KPIS,
-    TOTALS,
-    TOTALS_BY,
-    category_kpis,
-    order_kpis,
-    totals,
-    totals_columns,
-)
+from salesflow.kpis.aggregates import CATEGORY_KPIS, ORDER_KPIS, TOTALS, TOTALS_BY
 from salesflow.ports import AggregateSpec, RecordStore, Tables
 
-KPI_COLUMNS = ["status", "sale_price", "order_id", "product_id"]
+if TYPE_CHECKING:
+    from salesflow.engines import Engine
+
+
+def _default(engine: Engine | None) -> Engine:
+    if engine is not None:
+        return engine
+    from salesflow.engines.polars_engine import PolarsEngine
+
+    return PolarsEngine()
 
 
 def _replace(
@@ -37,44 +38,25 @@ def _replace(
     tables.replace_aggregates(spec, delete=gone, upsert=fresh)
 
 
-def _by_month(days: Collection[date]) -> list[list[date]]:
-    """``days`` sorted and grouped by calendar month (the lake's partitions)."""
-    months: dict[tuple[int, int], list[date]] = {}
-    for day in sorted(set(days)):
-        months.setdefault((day.year, day.month), []).append(day)
-    return list(months.values())
-
-
-def refresh_kpis(records: RecordStore, tables: Tables, days: Collection[date]) -> None:
-    """Order and category KPIs for ``days``, from the current order_items and products.
-
-    Every KPI is per day, so the items are read and aggregated a month at a time: memory
-    holds one month of records, not all of them (a bulk load touches every day).
-    """
+def refresh_kpis(
+    records: RecordStore, tables: Tables, days: Collection[date], engine: Engine | None = None
+) -> None:
+    """Order and category KPIs for ``days``, from the current order_items and products,
+    computed by ``engine`` (default: Polars, a month at a time)."""
     if not days:
         return
-    products = records.read("products", columns=["category"]).select("_key", "category")
-    orders: list[pl.DataFrame] = []
-    categories: list[pl.DataFrame] = []
-    for month in _by_month(days):
-        items = records.read("order_items", days=month, columns=KPI_COLUMNS)
-        items = items.select("_day", *KPI_COLUMNS)
-        orders.append(order_kpis(items))
-        categories.append(category_kpis(items, products))
-        del items  # free this month before the next one is read
+    orders, categories = _default(engine).kpis(records, days)
     values: list[object] = list(sorted(set(days)))
-    _replace(tables, ORDER_KPIS, pl.concat(orders), column="day", values=values)
-    _replace(
-        tables,
-        CATEGORY_KPIS,
-        pl.concat(categories).sort("category", "day"),
-        column="day",
-        values=values,
-    )
+    _replace(tables, ORDER_KPIS, orders, column="day", values=values)
+    _replace(tables, CATEGORY_KPIS, categories, column="day", values=values)
 
 
 def refresh_totals(
-    records: RecordStore, tables: Tables, dataset: str, days: Collection[date] | None = None
+    records: RecordStore,
+    tables: Tables,
+    dataset: str,
+    days: Collection[date] | None = None,
+    engine: Engine | None = None,
 ) -> None:
     """The totals of ``dataset``, recomputed from its records.
 
@@ -88,29 +70,33 @@ def refresh_totals(
     if set(groupings) == {"day"} and days is not None:
         scope = f"{dataset}.day"
         wanted = sorted(set(days))
-        frame = records.read(dataset, days=wanted, columns=totals_columns(dataset))
-        fresh = totals(dataset, frame)
+        fresh = _default(engine).totals(records, dataset, wanted)
         old = tables.read_aggregates(TOTALS, column="id", values=[d.isoformat() for d in wanted])
         old = old.filter(pl.col("scope") == scope)
         key = list(TOTALS.key)
         gone = old.select(key).join(fresh.select(key), on=key, how="anti")
         tables.replace_aggregates(TOTALS, delete=gone, upsert=fresh)
         return
-    frame = records.read(dataset, columns=totals_columns(dataset))
     scopes: list[object] = [f"{dataset}.{by}" for by in groupings]
-    _replace(tables, TOTALS, totals(dataset, frame), column="scope", values=scopes)
+    fresh = _default(engine).totals(records, dataset)
+    _replace(tables, TOTALS, fresh, column="scope", values=scopes)
 
 
 def refresh_aggregates(
-    records: RecordStore, tables: Tables, dataset: str, days: Collection[date]
+    records: RecordStore,
+    tables: Tables,
+    dataset: str,
+    days: Collection[date],
+    engine: Engine | None = None,
 ) -> None:
-    """Everything a file of ``dataset`` touching ``days`` can change.
+    """Everything a file of ``dataset`` touching ``days`` can change, computed by ``engine``
+    (default: Polars).
 
     A products file can move items between categories, so it refreshes every KPI day.
     """
-    refresh_totals(records, tables, dataset, days)
+    refresh_totals(records, tables, dataset, days, engine)
     if dataset == "order_items":
-        refresh_kpis(records, tables, days)
+        refresh_kpis(records, tables, days, engine)
     elif dataset == "products":
         stored = tables.read_aggregates(ORDER_KPIS)
-        refresh_kpis(records, tables, stored.get_column("day").to_list())
+        refresh_kpis(records, tables, stored.get_column("day").to_list(), engine)

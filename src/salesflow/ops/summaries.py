@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import polars as pl
 
 from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
-from salesflow.models import FileStatus, LetterStatus
+from salesflow.models import AlertStatus, FileStatus, LetterStatus
 from salesflow.pipeline.state import StepState
 from salesflow.ports import Backend
 
@@ -48,41 +49,73 @@ def rules_by_file(backend: Backend, states: Sequence[StepState]) -> list[tuple[s
 
 
 def top_reasons(backend: Backend, limit: int = 10) -> list[tuple[str, int]]:
-    """The rules that rejected the most records still in the queue."""
+    """The rules that rejected the most records still open (NEW), aggregated in the store."""
     counts: Counter[str] = Counter()
-    for letter in backend.dlq.list(status=LetterStatus.NEW):
-        counts.update(letter.rules)
-    return counts.most_common(limit)
+    for group in backend.letters.counts():
+        if group.status == LetterStatus.NEW:
+            counts[group.rule] += group.letters
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]
 
 
 def status(backend: Backend) -> dict[str, Any]:
     """Counts of files by status, records, dead letters, pending files and alerts."""
     files = backend.tables.list_files()
     by_status = Counter(f.status.value for f in files)
-    alerts = Counter(a.status.value for a in backend.tables.list_alerts())
+    alerts = {s.value: n for s in AlertStatus if (n := backend.tables.count_alerts(s))}
     done = [f for f in files if f.status == FileStatus.SUCCESS]
     return {
         "files": {s.value: by_status.get(s.value, 0) for s in FileStatus},
         "rows_in": sum(f.rows_in for f in done),
         "valid": sum(f.valid for f in done),
         "rejected": sum(f.rejected for f in done),
-        "dead_letters": {s.value: backend.dlq.count(s) for s in LetterStatus},
+        "dead_letters": {s.value: backend.letters.count(status=s) for s in LetterStatus},
         "pending": len(backend.tables.list_pending()),
-        "alerts": dict(alerts),
+        "alerts": alerts,
         "top_reasons": dict(top_reasons(backend)),
     }
 
 
-def kpis(backend: Backend, *, by: str = "day") -> pl.DataFrame:
-    """Order KPIs by day, or category KPIs by category and day."""
-    spec = CATEGORY_KPIS if by == "category" else ORDER_KPIS
-    return backend.tables.read_aggregates(spec).sort(list(spec.key))
+MONEY = ("revenue", "avg_basket", "total_amount")
+"""Columns holding amounts: shown in cents, as a sum of floats is not (22.200000000000003)."""
+RATIOS = ("return_rate",)
+
+
+def _rounded(frame: pl.DataFrame) -> pl.DataFrame:
+    """Money to cents and ratios to 4 places, for people and for ``--json``."""
+    return frame.with_columns(
+        *[pl.col(c).round(2) for c in MONEY if c in frame.columns],
+        *[pl.col(c).round(4) for c in RATIOS if c in frame.columns],
+    )
+
+
+def kpis(
+    backend: Backend,
+    *,
+    by: str = "day",
+    start: date | None = None,
+    end: date | None = None,
+    category: str | None = None,
+) -> pl.DataFrame:
+    """Order KPIs by day, or category KPIs by category and day (money in cents).
+
+    ``start`` and ``end`` bound the day (both included); ``category`` keeps that category's
+    rows of the category KPIs (and implies ``by="category"``).
+    """
+    spec = CATEGORY_KPIS if by == "category" or category is not None else ORDER_KPIS
+    frame = backend.tables.read_aggregates(spec)
+    if start is not None:
+        frame = frame.filter(pl.col("day") >= start)
+    if end is not None:
+        frame = frame.filter(pl.col("day") <= end)
+    if category is not None:
+        frame = frame.filter(pl.col("category") == category)
+    return _rounded(frame.sort(list(spec.key)))
 
 
 def totals(backend: Backend, *, by: str, dataset: str | None = None) -> pl.DataFrame:
-    """Totals of every dataset grouped ``by`` (invoice, customer, day, product)."""
+    """Totals of every dataset grouped ``by`` (invoice, customer, day, product), in cents."""
     frame = backend.tables.read_aggregates(TOTALS)
     frame = frame.filter(pl.col("scope").str.ends_with(f".{by}"))
     if dataset:
         frame = frame.filter(pl.col("scope") == f"{dataset}.{by}")
-    return frame.sort("scope", "id")
+    return _rounded(frame.sort("scope", "id"))

@@ -4,6 +4,10 @@ Files are taken in arrival order once they have settled (size and mtime unchange
 ``settings.settle_seconds``); temporary names and dotfiles are left alone. Detection reads a
 file's first bytes once per version (``Detections``), so a file waiting for its batch costs a
 listing entry per tick, not a read.
+
+Alerts go out beside this: the service delivers them on its own thread
+(``pipeline.alert_loop``, ``tick(deliver=False)``); ``ingest`` delivers what is due at its end
+within ``alerts.ingest_budget_seconds``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from salesflow.config import Settings
 from salesflow.errors import StoreUnavailable, TransientError
 from salesflow.models import FileStatus, ObjectInfo, PendingFile, utcnow
 from salesflow.pipeline.batching import batch_due, order_batch
-from salesflow.pipeline.delivery import DeliveryResult, deliver_alerts
+from salesflow.pipeline.delivery import DeliveryResult, deliver_due
 from salesflow.pipeline.state import StepState
 from salesflow.pipeline.steps import HEAD_BYTES, claim, detect, process_file, recover
 from salesflow.ports import Backend
@@ -36,6 +40,7 @@ class TickResult:
     pending: int = 0
     batch_reason: str | None = None
     alerts: DeliveryResult = field(default_factory=DeliveryResult)
+    """What ``tick(deliver=True)`` delivered (the service delivers on its own thread)."""
     retry_later: list[str] = field(default_factory=list)
     unsettled: int = 0
     """Files seen but not yet settled: look again in ``settle_seconds``."""
@@ -135,7 +140,7 @@ def tick(
         _run_batch(backend, settings, batch, result, progress, should_stop)
     result.pending = len(backend.tables.list_pending())
     if deliver:
-        result.alerts = deliver_alerts(backend, max_attempts=settings.alerts.max_attempts)
+        result.alerts = deliver_due(backend, settings.alerts)
     return result
 
 
@@ -252,6 +257,8 @@ def ingest(
     Files are ordered like a batch (products, orders, order_items, then the rest) and by the
     order given, so referential checks see the products and orders given in the same call
     and a later file of the same source is the newer version.
+    Due alerts are then delivered for about ``alerts.ingest_budget_seconds``; the rest
+    stay PENDING for the service or ``salesflow alerts retry``.
     """
     recover(backend, settings)  # finish what a crashed run left first
     rank = {name: i for i, name in enumerate(settings.batching.datasets)}
@@ -269,7 +276,7 @@ def ingest(
         backend.tables.remove_pending([state.key])
         if progress:
             progress(state)
-    deliver_alerts(backend, max_attempts=settings.alerts.max_attempts)
+    deliver_due(backend, settings.alerts, budget=settings.alerts.ingest_budget_seconds)
     return states
 
 

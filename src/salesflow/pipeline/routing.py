@@ -8,29 +8,30 @@ from typing import Any
 
 import polars as pl
 
-from salesflow.models import Alert, DeadLetter, Reason, utcnow
+from salesflow.models import Alert, DeadLetter, LetterEvent, Reason, utcnow
 
 
-def dead_letters(
-    dataset: str, source: str, sha256: str, rejected: pl.DataFrame
-) -> list[DeadLetter]:
-    """One letter per rejected row; ids are ``<sha256>:<record>`` so a resend is a no-op.
+def dead_letters(dataset: str, source: str, seq: int, rejected: pl.DataFrame) -> list[DeadLetter]:
+    """One letter per rejected row; ids are ``<seq>:<record>`` (the file version and the
+    record's position in it), so publishing the same file version again is a no-op.
 
     Columns are converted to Python lists once (not row by row), and the letters of one
     chunk share one ``created_at``: this runs for every rejected record of a big file.
     """
-    prefix = sha256[:16]
     created = utcnow()
+    history = [LetterEvent(at=created, event="rejected", run=seq)]
     columns = [rejected.get_column(c).to_list() for c in ("_record", "raw", "reasons")]
     return [
         DeadLetter(
-            id=f"{prefix}:{record}",
+            id=f"{seq}:{record}",
+            seq=seq,
             dataset=dataset,
             source_file=source,
             record=int(record),
             raw=_raw(raw),
             reasons=[Reason(r["rule"], r.get("field"), r["message"]) for r in reasons],
             created_at=created,
+            history=list(history),
         )
         for record, raw, reasons in zip(*columns, strict=True)
     ]

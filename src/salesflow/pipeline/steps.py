@@ -35,21 +35,21 @@ import polars as pl
 
 from salesflow import layout
 from salesflow.config import Settings
-from salesflow.datasets import dataset_of_folder, detect_dataset, get_spec
+from salesflow.datasets import dataset_of_folder, detect_dataset, get_spec, undetected
+from salesflow.engines import engine_for
 from salesflow.errors import (
     FileLevelError,
     SalesflowError,
     StoreBroken,
     StoreUnavailable,
     TransientError,
-    UnknownDatasetError,
 )
 from salesflow.kpis import refresh_aggregates
 from salesflow.models import FileRecord, FileStatus, utcnow
 from salesflow.pipeline.routing import dead_letters, high_value_alerts
 from salesflow.pipeline.state import StepState
 from salesflow.ports import Backend
-from salesflow.validation import FileReport, Reference, validate_path
+from salesflow.validation import FileReport, Reference
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def resolve_dataset(key: str, head: bytes, explicit: str | None) -> str:
         )
     detected = detect_dataset(key, head)
     if detected is None:
-        raise UnknownDatasetError(key)
+        raise undetected(key, head)
     return detected
 
 
@@ -316,7 +316,7 @@ def load(
     report = FileReport(file=state.key, dataset=spec.name)
     alerts = 0
     with backend.store.fetch(state.key) as path:
-        for chunk in validate_path(
+        for chunk in engine_for(settings).validate(
             path,
             spec,
             source=state.key,
@@ -324,6 +324,7 @@ def load(
             now=now,
             processing_day=now.astimezone(UTC).date(),
             chunk_rows=settings.chunk_rows,
+            scratch=settings.scratch_dir,
         ):
             valid = chunk.valid.with_columns(pl.lit(state.seq, dtype=pl.Int64).alias("_seq"))
             if not valid.is_empty():
@@ -431,7 +432,7 @@ def publish(
     spec = get_spec(record.dataset)
     with _spooled(backend, record.seq, "rejected-") as frames:
         for rejected in frames:
-            backend.dlq.send(dead_letters(spec.name, record.key, record.sha256, rejected))
+            backend.letters.put(dead_letters(spec.name, record.key, record.seq, rejected))
     threshold = settings.alerts.threshold_for(spec.name)
     sinks = [n.name for n in backend.notifiers]
     with _spooled(backend, record.seq, "alerts-") as frames:
@@ -439,7 +440,13 @@ def publish(
             backend.tables.add_alerts(
                 high_value_alerts(spec.name, record.key, hits, threshold=threshold, sinks=sinks)
             )
-    refresh_aggregates(backend.records, backend.tables, spec.name, StepState.of(record).day_dates)
+    refresh_aggregates(
+        backend.records,
+        backend.tables,
+        spec.name,
+        StepState.of(record).day_dates,
+        engine_for(settings),
+    )
     failpoint(settings, "after_aggregate", spec.name)
     moved = _move_if_unchanged(backend, record)
     if not moved and backend.store.stat(record.key) is not None:
@@ -485,7 +492,7 @@ def fail(
     record.archive_key = _archive_key(record, ok=False, when=now)
     record.settled = True
     if backend.tables.update_file(record, expect=FileStatus.IN_PROGRESS):
-        log.warning("file failed: %s", error)
+        log.info("file failed: %s", error)  # INFO: the caller reports it (CLI: stderr)
         _move_if_unchanged(backend, record)
     return StepState.of(record)
 

@@ -5,11 +5,13 @@
 >>> m.faults[0]  # doctest: +SKIP
 InjectedFault(file='orders_json.json', record=17, rule='presence.contact_info')
 
-Each fault kind a dataset can suffer is injected on ``invalid_rate`` of the records (one
-fault per record), and the :class:`Manifest` lists exactly which record must be rejected for
-which rule, so tests can check detection exactly. Generation is vectorized (numpy/Polars):
-millions of rows take seconds. ``products``, ``orders`` and ``order_items`` always come as
-the three consistent files (``rows`` order items, ~rows/50 products, ~rows/2.5 orders).
+``invalid_rate`` of the records get one fault each, the fault kinds a dataset can suffer
+sharing them evenly, and the :class:`Manifest` lists exactly which record must be rejected
+for which rule, so tests can check detection exactly. Generation is vectorized
+(numpy/Polars): millions of rows take seconds. ``products`` and ``orders`` are written
+alone; ``order_items`` refer to products and orders, so they come as the three consistent
+files (``rows`` order items, ~rows/50 products, ~rows/2.5 orders): items alone would all
+fail their references.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from salesflow.samples.live import sale_event
 from salesflow.samples.synth import InjectedFault, Manifest, utc
 from salesflow.samples.synth_json import generate_orders_json, generate_sale_events
 from salesflow.samples.synth_retail import generate_online_retail
-from salesflow.samples.synth_thelook import generate_thelook
+from salesflow.samples.synth_thelook import generate_orders, generate_products, generate_thelook
 
 FORMATS: dict[str, tuple[str, ...]] = {
     "orders_json": ("json", "jsonl", "list", "csv"),
@@ -49,8 +51,8 @@ def generate(
 ) -> Manifest:
     """Write ``rows`` records of ``dataset`` under ``out_dir`` and return the manifest.
 
-    ``invalid_rate`` (0..1) is the share of records given each fault kind; ``seed`` makes
-    the output reproducible; ``now`` anchors the dates (all clean dates lie before it).
+    ``invalid_rate`` (0..1) is the share of records given a fault; ``seed`` makes the output
+    reproducible; ``now`` anchors the dates (all clean dates lie before it).
     """
     if dataset not in FORMATS:
         raise TerminalError(
@@ -70,15 +72,24 @@ def generate(
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     when = utc(now)
-    if dataset in ("products", "orders", "order_items"):
+    note = ""
+    if dataset == "products":
+        files, faults, records = generate_products(rng, rows, invalid_rate, out_dir)
+    elif dataset == "orders":
+        files, faults, records = generate_orders(rng, rows, invalid_rate, out_dir, when)
+    elif dataset == "order_items":
         files, faults, records = generate_thelook(rng, rows, invalid_rate, out_dir, when)
+        note = (
+            "order_items refer to products and orders, so consistent products.csv and "
+            "orders.csv are written with them (ingest all three, or every item fails ref.*)"
+        )
     elif dataset == "online_retail":
         files, faults, records = generate_online_retail(rng, rows, invalid_rate, out_dir, when)
     elif dataset == "orders_json":
         files, faults, records = generate_orders_json(rng, rows, invalid_rate, out_dir, fmt)
     else:
         files, faults, records = generate_sale_events(rng, rows, invalid_rate, out_dir, fmt, when)
-    return Manifest(dataset, rows, seed, invalid_rate, files, faults, records)
+    return Manifest(dataset, rows, seed, invalid_rate, files, faults, records, note)
 
 
 __all__ = ["FORMATS", "InjectedFault", "Manifest", "generate", "sale_event"]

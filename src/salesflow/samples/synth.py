@@ -1,7 +1,7 @@
 """Building blocks of the sample-data generator: fault plans, manifests, time columns.
 
-A :class:`FaultPlan` assigns each record at most one fault kind (the rule it must trip),
-each kind at ``invalid_rate`` of the records, chosen at random but seeded. Generators
+A :class:`FaultPlan` gives ``invalid_rate`` of the records one fault each (the rule it must
+trip), the fault kinds sharing them evenly, chosen at random but seeded. Generators
 build clean string columns with numpy/Polars and overwrite the planned cells, so millions
 of rows take seconds and the manifest says exactly which record must fail which rule.
 """
@@ -44,12 +44,21 @@ class Manifest:
     files: list[Path] = field(default_factory=list)
     faults: list[InjectedFault] = field(default_factory=list)
     records: dict[str, int] = field(default_factory=dict)
+    note: str = ""
+    """Why more than the one dataset asked for was written, if it was."""
 
     def expected(self, file: str) -> dict[int, str]:
         """Record number -> rule, for the faults injected in ``file``."""
         return {f.record: f.rule for f in self.faults if f.file == file}
 
     def to_dict(self) -> dict[str, Any]:
+        """The summary plus every injected fault (``record``, ``rule``) per file."""
+        return self.summary() | {
+            "faults": [{"file": f.file, "record": f.record, "rule": f.rule} for f in self.faults]
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """What was written, without the per-record fault list (``generate --json``)."""
         counts: dict[str, Counter[str]] = {}
         for f in self.faults:
             counts.setdefault(f.file, Counter())[f.rule] += 1
@@ -59,9 +68,11 @@ class Manifest:
             "seed": self.seed,
             "invalid_rate": self.invalid_rate,
             "files": [p.name for p in self.files],
+            "paths": [str(p) for p in self.files],
             "records": dict(self.records),
+            "faulty_records": len(self.faults),
             "fault_counts": {k: dict(sorted(v.items())) for k, v in counts.items()},
-            "faults": [{"file": f.file, "record": f.record, "rule": f.rule} for f in self.faults],
+            "note": self.note,
         }
 
     def write(self, path: Path) -> None:
@@ -80,14 +91,16 @@ class FaultPlan:
     def draw(
         cls, rng: np.random.Generator, n: int, kinds: tuple[str, ...], rate: float
     ) -> FaultPlan:
-        """Each kind on ``round(n * rate)`` distinct records (scaled down if they exceed n)."""
+        """``round(n * rate)`` distinct records get one fault each (at least one record stays
+        clean), the kinds sharing them as evenly as the count allows."""
         codes = np.full(n, CLEAN, dtype=np.int16)
-        per_kind = round(n * rate) if kinds else 0
-        if per_kind * len(kinds) >= n:  # keep at least one clean record
-            per_kind = (n - 1) // len(kinds)
-        if per_kind:
-            rows = rng.choice(n, per_kind * len(kinds), replace=False)
-            codes[rows] = np.repeat(np.arange(len(kinds), dtype=np.int16), per_kind)
+        total = min(round(n * rate), n - 1) if kinds else 0
+        if total > 0:
+            rows = rng.choice(n, total, replace=False)
+            k = len(kinds)
+            even = np.repeat(np.arange(k, dtype=np.int16), total // k)
+            extra = rng.choice(k, total % k, replace=False).astype(np.int16)
+            codes[rows] = np.concatenate([even, extra])
         return cls(kinds, codes)
 
     def code(self, rule: str) -> int:

@@ -246,10 +246,31 @@ def _items(
     return np.bincount(kept, minlength=orders.height), plan.faults(path.name)
 
 
+def generate_products(
+    rng: np.random.Generator, rows: int, rate: float, out_dir: Path
+) -> tuple[list[Path], list[InjectedFault], dict[str, int]]:
+    """Write products.csv alone (``rows`` products)."""
+    path = out_dir / "products.csv"
+    _, _, faults = _products(rng, rows, rate, path)
+    return [path], faults, {path.name: rows}
+
+
+def generate_orders(
+    rng: np.random.Generator, rows: int, rate: float, out_dir: Path, now: datetime
+) -> tuple[list[Path], list[InjectedFault], dict[str, int]]:
+    """Write orders.csv alone (``rows`` orders, 1 to 4 items each)."""
+    path = out_dir / "orders.csv"
+    orders, plan = _orders(rng, rows, rate, now)
+    no_items = np.zeros(rows, dtype=np.int64)
+    faults = _write_orders(rng, orders, plan, no_items, path, now)
+    return [path], faults, {path.name: rows}
+
+
 def generate_thelook(
     rng: np.random.Generator, rows: int, rate: float, out_dir: Path, now: datetime
 ) -> tuple[list[Path], list[InjectedFault], dict[str, int]]:
-    """Write products.csv, orders.csv and order_items.csv (``rows`` items)."""
+    """Write products.csv, orders.csv and order_items.csv (``rows`` items): order items
+    refer to products and orders, so they come with consistent ones."""
     n_products = max(100, rows // 50)
     n_orders = max(1, round(rows / 2.5))
     paths = [out_dir / f"{name}.csv" for name in ("products", "orders", "order_items")]

@@ -54,6 +54,7 @@ def validate_path(
     now: datetime | None = None,
     processing_day: date | None = None,
     chunk_rows: int = 1_000_000,
+    scratch: Path | None = None,
 ) -> Iterator[Chunk]:
     """Validate the file at ``path`` as dataset ``spec``, chunk by chunk.
 
@@ -61,12 +62,13 @@ def validate_path(
     the keys other datasets' records must match (None: referential rules are skipped, and
     a warning says so). ``now`` bounds future dates (default: the current UTC time);
     ``processing_day`` is the business day of datasets without a date (default: now's
-    date). Always yields at least one chunk (an empty one for a header-only file).
-    Raises ``FileLevelError`` if the file cannot be read at all.
+    date). ``scratch`` is the folder for a decoded copy when one is needed (gzip, Latin-1,
+    bare CRs; default: the system temp dir). Always yields at least one chunk (an empty one
+    for a header-only file). Raises ``FileLevelError`` if the file cannot be read at all.
     """
     now = now or utcnow()
     validator = ChunkValidator(spec, now, processing_day or now.date(), reference)
-    with open_text(path, source) as text:
+    with open_text(path, source, scratch=scratch) as text:
         if text.format not in spec.formats:
             raise FileLevelError(
                 source,
@@ -97,6 +99,7 @@ def validate_file(
     now: datetime | None = None,
     processing_day: date | None = None,
     chunk_rows: int = 1_000_000,
+    scratch: Path | None = None,
 ) -> ValidationResult:
     """Validate a whole file at once: :func:`validate_path` with the chunks concatenated."""
     report = FileReport(file=source, dataset=spec.name)
@@ -110,6 +113,7 @@ def validate_file(
         now=now,
         processing_day=processing_day,
         chunk_rows=chunk_rows,
+        scratch=scratch,
     ):
         report.add(chunk)
         valid.append(chunk.valid)

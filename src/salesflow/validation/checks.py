@@ -1,4 +1,7 @@
-"""Each rule of a spec as a pair of Polars expressions: where it is broken, and what to say.
+"""Each rule of a spec as a pair of rule expressions: where it is broken, and what to say.
+
+Both engines take their masks from here (``salesflow.rules`` compiles them to Polars or Spark),
+so the generic rules, like the spec's own checks, are written once.
 
 Masks read the working frame the engine builds: typed columns named after the fields,
 ``_s:<field>`` (the string as it arrived), ``_miss:<field>`` (missing or blank),
@@ -10,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import polars as pl
-
-from salesflow.datasets.spec import DatasetSpec, FieldSpec, text
+from salesflow.datasets.spec import DatasetSpec, FieldSpec
+from salesflow.rules.expr import Expr, col, concat, lit, text
 from salesflow.validation.parse import type_rule
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"
@@ -44,30 +46,30 @@ class Mask:
 
     rule: str
     field: str | None
-    broken: pl.Expr
-    message: pl.Expr
+    broken: Expr
+    message: Expr
 
 
-def _quoted(name: str) -> pl.Expr:
-    return pl.concat_str(pl.lit("'"), pl.col(src(name)).fill_null(""), pl.lit("'"))
+def _quoted(name: str) -> Expr:
+    return concat("'", col(src(name)).fill_null(""), "'")
 
 
-def _says(name: str, value: pl.Expr, what: str) -> pl.Expr:
-    return pl.concat_str(pl.lit(f"{name} "), value, pl.lit(f" {what}"))
+def _says(name: str, value: Expr, what: str) -> Expr:
+    return concat(f"{name} ", value, f" {what}")
 
 
 def field_masks(f: FieldSpec, now: datetime) -> list[Mask]:
     """The generic rules a field's declaration implies: presence, type, future dates,
     e-mail shape and allowed values."""
-    missing = pl.col(miss(f.name))
+    missing = col(miss(f.name))
     masks: list[Mask] = []
     if f.required:
-        broken = missing if f.group is None else missing & pl.col(group(f.group))
-        masks.append(Mask("presence.required", f.name, broken, pl.lit(f"{f.name} is missing")))
+        broken: Expr = missing if f.group is None else missing & col(group(f.group))
+        masks.append(Mask("presence.required", f.name, broken, lit(f"{f.name} is missing")))
     rule = type_rule(f)
     if rule is not None:
         kind = {"type.date": "a date/time", "type.number": "a number"}.get(rule, "an integer")
-        broken = ~missing & pl.col(f.name).is_null()
+        broken = ~missing & col(f.name).is_null()
         masks.append(Mask(rule, f.name, broken, _says(f.name, _quoted(f.name), f"is not {kind}")))
     if f.is_date and f.not_future:
         after = f"is after now ({now:%Y-%m-%d %H:%M:%S} UTC)"
@@ -75,17 +77,17 @@ def field_masks(f: FieldSpec, now: datetime) -> list[Mask]:
             Mask(
                 "date.future",
                 f.name,
-                pl.col(f.name) > pl.lit(now),
+                col(f.name) > lit(now),
                 _says(f.name, text(f.name), after),
             )
         )
     if f.email:
-        broken = ~missing & ~pl.col(f.name).str.contains(EMAIL)
+        broken = ~missing & ~col(f.name).matches(EMAIL)
         masks.append(
             Mask("email.format", f.name, broken, _says(f.name, _quoted(f.name), "is not an e-mail"))
         )
     if f.allowed:
-        broken = ~missing & ~pl.col(f.name).is_in(list(f.allowed))
+        broken = ~missing & ~col(f.name).is_in(f.allowed)
         what = f"is not one of {', '.join(f.allowed)}"
         masks.append(Mask(f"enum.{f.name}", f.name, broken, _says(f.name, _quoted(f.name), what)))
     return masks
@@ -94,18 +96,18 @@ def field_masks(f: FieldSpec, now: datetime) -> list[Mask]:
 def spec_masks(spec: DatasetSpec, now: datetime) -> list[Mask]:
     """Every rule of ``spec`` except the referential ones, in reporting order."""
     masks = [
-        Mask(g.rule, None, ~pl.col(group(g.name)), pl.lit(f"{g.label} is missing or empty"))
+        Mask(g.rule, None, ~col(group(g.name)), lit(f"{g.label} is missing or empty"))
         for g in spec.groups
     ]
     for f in spec.fields:
         masks.extend(field_masks(f, now))
     masks.extend(Mask(c.rule, c.field, c.broken, c.message) for c in spec.checks)
-    appeared = pl.concat_str(pl.lit("key '"), pl.col("_key"), pl.lit("' appeared earlier"))
-    masks.append(Mask("unique.key", ",".join(spec.key), pl.col("_dup"), appeared))
+    appeared = concat("key '", col("_key"), "' appeared earlier")
+    masks.append(Mask("unique.key", ",".join(spec.key), col("_dup"), appeared))
     return masks
 
 
 def reference_mask(column: str, dataset: str) -> Mask:
     """``ref.<column>``: the value is not a key of ``dataset``."""
     message = _says(column, text(column), f"is not a known {dataset} key")
-    return Mask(f"ref.{column}", column, pl.col(dangling(column)), message)
+    return Mask(f"ref.{column}", column, col(dangling(column)), message)

@@ -2,17 +2,30 @@
 
 The header is read with the ``csv`` module and matched to the spec's fields (case- and
 separator-insensitive, BOM-tolerant); the body is streamed by Polars with every column as
-a string, so ``raw`` keeps each value exactly as it arrived. One extra ``_overflow``
-column catches records with more fields than the header (``structure.field_count``).
-Records with no value at all (blank lines) are skipped and not counted; ``_record``
-numbers the remaining records from 1, as ``csv.DictReader`` would.
+a string, so ``raw`` keeps each value exactly as it arrived. Records with no value at all
+(blank lines) are skipped and not counted; ``_record`` numbers the remaining records from
+1, as ``csv.DictReader`` would.
+
+A record whose field count differs from the header's is ``structure.field_count``:
+
+- more fields: always rejected, its raw form keeping *every* field (the extras as
+  ``column_<n>``). Polars keeps only the first extra (the ``_overflow`` column), so the few
+  such records are read again, in full, with the ``csv`` module. (An extra field is seen
+  when the first extra is not empty: ``a,b,c,,x`` on a 3-column header reads as ``a,b,c``.)
+- fewer fields: rejected when a *required* field is among the missing ones (the record
+  was cut short); accepted when only optional trailing fields are missing, read as
+  missing values, because spreadsheets drop trailing empty cells. Polars reads a missing
+  field as an empty one, so the records whose required fields are empty to the end of the
+  line are counted again with the ``csv`` module.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import polars as pl
 
@@ -23,6 +36,49 @@ from salesflow.validation.engine import STRUCTURE, STRUCTURE_MSG, Arrived, src
 from salesflow.validation.text import BOM, TextFile
 
 OVERFLOW = "_overflow"
+RAW_FULL = "_raw_full"
+_FIELD_LIMIT = 2**31 - 1
+
+
+class RawRecords:
+    """The complete fields of chosen records, re-read with the ``csv`` module.
+
+    Records are asked for in file order across chunks, so one reader walks the file once,
+    and only as far as the last record asked for. Numbering matches the Polars scan: the
+    header is skipped, and so are records whose first ``width`` fields are all empty."""
+
+    def __init__(self, path: Path, width: int) -> None:
+        self.path = path
+        self.width = width
+        self._reader: Iterator[list[str]] | None = None
+        self._fh: io.TextIOWrapper | None = None
+        self._n = 0
+
+    def fetch(self, wanted: list[int]) -> dict[int, list[str]]:
+        """Record number -> its fields, for each number in ``wanted`` (ascending, not yet
+        passed). Numbers the file does not reach are left out."""
+        if self._reader is None:
+            csv.field_size_limit(_FIELD_LIMIT)
+            self._fh = self.path.open(encoding="utf-8-sig", newline="")
+            self._reader = csv.reader(self._fh)
+            next(self._reader, None)
+        want = set(wanted)
+        last = max(wanted, default=0)
+        found: dict[int, list[str]] = {}
+        while self._n < last:
+            row = next(self._reader, None)
+            if row is None:
+                break
+            if all(cell == "" for cell in row[: self.width]):
+                continue
+            self._n += 1
+            if self._n in want:
+                found[self._n] = row
+        return found
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
 
 
 def read_header(text: TextFile) -> list[str]:
@@ -32,7 +88,7 @@ def read_header(text: TextFile) -> list[str]:
     return [cell.strip() for cell in first]
 
 
-def _unique_names(header: list[str]) -> list[str]:
+def unique_names(header: list[str]) -> list[str]:
     """Header names usable as JSON keys: blanks named by position, repeats numbered."""
     names: list[str] = []
     for i, h in enumerate(header):
@@ -43,7 +99,7 @@ def _unique_names(header: list[str]) -> list[str]:
     return names
 
 
-def _check_header(spec: DatasetSpec, header: list[str], source: str) -> dict[str, int]:
+def check_header(spec: DatasetSpec, header: list[str], source: str) -> dict[str, int]:
     found, missing = match_header(spec, header)
     if missing:
         hint = f"the first line must be a header with: {','.join(spec.required_headers)}"
@@ -64,9 +120,10 @@ def csv_chunks(
 ) -> Iterator[Arrived]:
     """Stream ``text`` as arrived chunks of about ``chunk_rows`` records."""
     header = read_header(text)
-    found = _check_header(spec, header, source)
-    names = _unique_names(header)
+    found = check_header(spec, header, source)
+    names = unique_names(header)
     cols = [f"c{i}" for i in range(len(header))]
+    shape = _Shape(spec, found, names, cols)
     schema = {c: pl.Utf8 for c in cols} | {OVERFLOW: pl.Utf8}
     lazy = pl.scan_csv(
         text.path,
@@ -76,6 +133,8 @@ def csv_chunks(
         truncate_ragged_lines=True,
         empty_string_is_null=False,
         missing_columns="insert",
+        extra_columns="ignore",  # a first record with extra fields is judged like any other
+        glob=False,  # a name such as "sales [2].csv" is a name, not a pattern
         raise_if_empty=False,
     )
     fields = [
@@ -90,32 +149,29 @@ def csv_chunks(
     ]
     raw = pl.struct([pl.col(c).alias(n) for c, n in zip(cols, names, strict=True)])
     extra = pl.struct(extras).struct.json_encode() if extras else pl.lit(None, dtype=pl.Utf8)
-    blank = pl.all_horizontal([pl.col(c) == "" for c in cols])  # a blank line
-    message = pl.format(
-        "record has more fields than the {} header columns (extra: '{}')",
-        pl.lit(len(header)),
-        pl.col(OVERFLOW),
-    )
+    # a blank line: no value at all, not even a first extra field
+    blank = pl.all_horizontal([pl.col(c) == "" for c in [*cols, OVERFLOW]])
+    again = RawRecords(text.path, len(cols) + 1)
     seen = 0
     try:
         for batch in lazy.collect_batches(chunk_size=chunk_rows):
             # One contiguous chunk per column: later column additions then never force a
             # copy of the whole frame to realign chunks.
-            batch = batch.filter(~blank).rechunk()
+            batch = batch.filter(~blank.fill_null(True)).rechunk()
             if batch.height == 0:
                 continue
             frame = batch.with_columns(
                 pl.int_range(seen + 1, seen + batch.height + 1, dtype=pl.Int64).alias("_record"),
                 *[e.alias(src(f.name)) for e, f in zip(fields, spec.fields, strict=True)],
             )
-            overflow = frame.get_column(OVERFLOW).fill_null("") != ""
-            if overflow.any():  # rare: only then pay for the structure columns
-                frame = frame.with_columns(
-                    pl.when(overflow).then(pl.lit("structure.field_count")).alias(STRUCTURE),
-                    pl.when(overflow).then(message).alias(STRUCTURE_MSG),
-                )
             seen += batch.height
-            yield Arrived(frame, raw.struct.json_encode(), extra)
+            doubtful = frame.select(shape.doubtful).to_series()
+            if doubtful.any():  # rare: only then re-read and pay for the structure columns
+                frame = shape.judge(frame, doubtful, again)
+            as_json = raw.struct.json_encode()
+            if RAW_FULL in frame.columns:  # the complete form of the re-read records
+                as_json = pl.coalesce(pl.col(RAW_FULL), as_json)
+            yield Arrived(frame, as_json, extra)
     except pl.exceptions.PolarsError as exc:
         raise FileLevelError(
             source,
@@ -123,3 +179,85 @@ def csv_chunks(
             rule="structure.bad_csv",
             hint="check for an unterminated quote or a truncated upload, then re-upload",
         ) from exc
+    finally:
+        again.close()
+
+
+class _Shape:
+    """Which records may have the wrong number of fields, and the verdict on them."""
+
+    def __init__(
+        self, spec: DatasetSpec, found: dict[str, int], names: list[str], cols: list[str]
+    ) -> None:
+        self.names = names
+        self.cols = cols
+        self.required = {
+            found[f.name]: f.name for f in spec.fields if f.required and f.name in found
+        }
+        overflow = pl.col(OVERFLOW).fill_null("") != ""
+        if self.required:
+            last = max(self.required)  # the last required column, and everything after it
+            cut = pl.all_horizontal([pl.col(c).fill_null("") == "" for c in cols[last:]])
+            self.doubtful = overflow | cut
+        else:
+            self.doubtful = overflow
+
+    def _verdict(self, row: list[str]) -> tuple[str, str] | None:
+        width = len(self.cols)
+        if len(row) > width:
+            extra = ", ".join(repr(v) for v in row[width : width + 3])
+            more = ", ..." if len(row) > width + 3 else ""
+            return (
+                "structure.field_count",
+                f"record has {len(row)} fields but the header has {width} columns "
+                f"(extra: {extra}{more})",
+            )
+        required = [self.required[i] for i in sorted(self.required) if i >= len(row)]
+        if required:
+            names = ", ".join(self.names[i] for i in range(len(row), width))
+            return (
+                "structure.field_count",
+                f"record has {len(row)} fields but the header has {width} columns "
+                f"(missing: {names}; required among them: {', '.join(required)}); "
+                "was the line cut short?",
+            )
+        return None
+
+    def judge(self, frame: pl.DataFrame, doubtful: pl.Series, again: RawRecords) -> pl.DataFrame:
+        """Add ``_structure``/``_structure_msg`` and the complete raw form (``_raw_full``) to
+        the records whose field count is wrong."""
+        at = doubtful.arg_true()
+        records = frame.get_column("_record").gather(at).to_list()
+        firsts = frame.get_column(self.cols[0]).gather(at).to_list()
+        overflows = frame.get_column(OVERFLOW).gather(at).fill_null("").to_list()
+        rows = again.fetch(records)
+        width = len(self.cols)
+        rule: list[str | None] = []
+        message: list[str | None] = []
+        full: list[str | None] = []
+        for n, first, overflow in zip(records, firsts, overflows, strict=True):
+            row = rows.get(n)
+            if row is not None and (row[:1] or [""])[0] != first:
+                row = None  # the two readers disagree on this record: keep what Polars read
+            verdict = self._verdict(row) if row is not None else None
+            if verdict is None and overflow:
+                verdict = (
+                    "structure.field_count",
+                    f"record has more fields than the {width} header columns (extra: {overflow!r})",
+                )
+                row = None
+            rule.append(verdict[0] if verdict else None)
+            message.append(verdict[1] if verdict else None)
+            if verdict and row is not None:
+                keys = self.names + [f"column_{i + 1}" for i in range(width, len(row))]
+                full.append(json.dumps(dict(zip(keys, row, strict=False)), ensure_ascii=False))
+            else:
+                full.append(None)
+
+        def column(name: str, values: list[str | None]) -> pl.Series:
+            empty = pl.Series(name, [], dtype=pl.Utf8).extend_constant(None, frame.height)
+            return empty.scatter(at, pl.Series(values, dtype=pl.Utf8))
+
+        return frame.with_columns(
+            column(STRUCTURE, rule), column(STRUCTURE_MSG, message), column(RAW_FULL, full)
+        )

@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 
 from salesflow.datasets.spec import DatasetSpec
+from salesflow.rules import to_polars
 from salesflow.validation.checks import (
     Mask,
     dangling,
@@ -137,7 +138,7 @@ class ChunkValidator:
         frame = frame.with_columns(
             structural.alias("_m_structure"),
             *[
-                (m.broken.fill_null(False) & ~structural).alias(n)
+                (to_polars(m.broken).fill_null(False) & ~structural).alias(n)
                 for m, n in zip(self._masks, names, strict=True)
             ],
         ).with_columns(pl.any_horizontal(["_m_structure", *names]).alias("_bad"))
@@ -170,8 +171,8 @@ class ChunkValidator:
         cols = [pl.col(f.name) for f in spec.fields]
         cols += [pl.col("_record").cast(pl.Int64), pl.col("_key"), day.alias("_day")]
         if spec.amount is not None:
-            cols.append(spec.amount.cast(pl.Float64).alias("amount"))
-        cols += [expr.alias(name) for name, expr in spec.derived.items()]
+            cols.append(to_polars(spec.amount).cast(pl.Float64).alias("amount"))
+        cols += [to_polars(expr).alias(name) for name, expr in spec.derived.items()]
         cols.append(arrived.extra.cast(pl.Utf8).alias("_extra"))
         # Filter after projecting: filtering the wide working frame would copy every column.
         return frame.lazy().filter(~pl.col("_bad")).select(cols).collect()
@@ -189,7 +190,7 @@ class ChunkValidator:
                 pl.struct(
                     pl.lit(m.rule).alias("rule"),
                     pl.lit(m.field, dtype=pl.Utf8).alias("field"),
-                    m.message.cast(pl.Utf8).alias("message"),
+                    to_polars(m.message).cast(pl.Utf8).alias("message"),
                 )
             )
             for m, n in zip(self._masks, names, strict=True)

@@ -10,7 +10,16 @@ from __future__ import annotations
 RULES: dict[str, str] = {
     # file level: the file cannot be read at all
     "structure.empty": "the file is empty (no header, no records)",
-    "structure.not_text": "the file is not text (it holds NUL bytes: binary, UTF-16, compressed)",
+    "structure.not_text": (
+        "the file is not text (NUL bytes, or a ZIP, Excel, UTF-16, PDF... signature); gzip is read"
+    ),
+    "structure.bad_gzip": (
+        "the gzip data is corrupt or cut short, or inflates past the bound (a zip bomb)"
+    ),
+    "structure.json_depth": (
+        "the JSON nests deeper than 64 levels (file level for a document, record level for "
+        "a JSON Lines line)"
+    ),
     "structure.bad_csv": "the CSV cannot be parsed (e.g. an unterminated quote)",
     "structure.bad_json": "the JSON cannot be parsed (file level), or a JSON Lines line cannot",
     "structure.json_shape": "the top-level JSON value is not a shape this dataset accepts",
@@ -21,9 +30,12 @@ RULES: dict[str, str] = {
     "structure.missing": "the object named by an event is not in the bucket",
     # record level
     "structure.not_object": "a JSON record is not an object",
-    "structure.field_count": "a CSV record has more fields than the header",
-    "presence.contact_info": "contact-info is missing or empty (seeds 001/002)",
-    "presence.order_info": "order-info is missing or empty (seeds 001/002)",
+    "structure.field_count": (
+        "a CSV record has more fields than the header, or fewer with a required field among "
+        "the missing ones (missing optional trailing fields read as missing values)"
+    ),
+    "presence.contact_info": "orders_json: contact-info is missing or empty",
+    "presence.order_info": "orders_json: order-info is missing or empty",
     "presence.required": "a required field is missing or blank",
     "type.integer": "a value that must be an integer is not",
     "type.number": "a value that must be a finite number is not",

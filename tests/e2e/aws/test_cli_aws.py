@@ -6,6 +6,7 @@ and finds the resources from the stack's outputs (``SALESFLOW_STACK_NAME``).
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def test_cli_commands_work_against_the_stack(stack: Stack, tmp_path: Path) -> No
     assert (ingested["orders_json"]["valid"], ingested["orders_json"]["rejected"]) == (1, 1)
     assert (ingested["sale_events"]["valid"], ingested["sale_events"]["rejected"]) == (2, 0)
     archived = keys_under(stack.bucket, "processed/")
-    assert any(k.endswith("/orders_json/mock.json") for k in archived)
+    assert any(k.endswith("-mock.json") and "/orders_json/" in k for k in archived)
     assert not keys_under(stack.bucket, "inbox/")
 
     status = cli.json("status")
@@ -72,3 +73,22 @@ def test_cli_commands_work_against_the_stack(stack: Stack, tmp_path: Path) -> No
     again = cli.json("ingest", orders)
     assert again[0]["status"] == "DUPLICATE"
     assert cli.json("status")["valid"] == 3
+
+    # the dead-letter workflow, on the DynamoDB table: export, fix, redrive
+    exported = tmp_path / "fix.csv"
+    cli.run("dlq", "export", "--format", "csv", "--out", exported)
+    with exported.open(encoding="utf-8", newline="") as fh:
+        [row] = list(csv.DictReader(fh))
+    assert row["_letter_id"] == letter["id"]
+    row["contact-info"] = json.dumps({"name": "Bo", "email": "bo@example.com"})
+    fixed = tmp_path / "fixed.csv"
+    with fixed.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    result = cli.json("dlq", "redrive", "--from", fixed)
+    assert (result["redriven"], result["still_failing"]) == (1, 0)
+    [redriven] = cli.json("dlq", "list", "--status", "REDRIVEN")
+    assert redriven["id"] == letter["id"]
+    assert [e["event"] for e in redriven["history"]] == ["rejected", "redriven"]
+    assert cli.json("dlq", "list") == []

@@ -25,6 +25,7 @@ from polars.testing import assert_frame_equal
 from salesflow.config import Settings
 from salesflow.kpis import AGGREGATES
 from salesflow.models import Alert, DeadLetter, FileRecord, FileStatus
+from salesflow.ops.dlq import Filters, stream
 from salesflow.pipeline.steps import process_file
 from salesflow.ports import Backend
 from salesflow.samples.generate import generate
@@ -76,7 +77,8 @@ class Run:
     aws: dict[str, Any]  # _state_of the AWS backend after the run
     local: dict[str, Any]  # _state_of the local backend on the same files
     after_duplicate: dict[str, Any]
-    letters: list[DeadLetter]  # read straight from the SQS queue
+    letters: list[DeadLetter]  # read from the DynamoDB table
+    notices: list[DeadLetter]  # read straight from the SQS queue
     local_letters: list[DeadLetter]
     alerts: list[Alert]
     published: list[dict[str, Any]]  # read from an SQS queue subscribed to the topic
@@ -139,7 +141,7 @@ def _state_of(backend: Backend) -> dict[str, Any]:
     return {
         "records": {d: backend.records.read(d, columns=[]).height for d in _datasets()},
         "aggregates": {n: backend.tables.read_aggregates(s) for n, s in AGGREGATES.items()},
-        "dead_letters": backend.dlq.count(),
+        "dead_letters": backend.letters.count(),
         "lineage": sorted((r.key, r.status.value) for r in backend.tables.list_files()),
     }
 
@@ -159,7 +161,7 @@ def _local_run(folder: Path, files: dict[str, bytes]) -> tuple[dict[str, Any], l
         backend.store.put_bytes(key, files[key])
         process_file(backend, settings, key)
     try:
-        return _state_of(backend), backend.dlq.list()
+        return _state_of(backend), list(stream(backend.letters, Filters(status=None)))
     finally:
         backend.close()
 
@@ -208,6 +210,7 @@ def run(
         after = _state_of(aws)
         lineage = {r.key: r for r in aws.tables.list_files()}
         alerts = aws.tables.list_alerts()
+        letters = list(stream(aws.letters, Filters(status=None)))
         aws.close()
         local, local_letters = _local_run(folder / "local", files)
         yield Run(
@@ -223,7 +226,8 @@ def run(
             aws=before,
             local=local,
             after_duplicate=after,
-            letters=_letters(stack.outputs["DlqUrl"]),
+            letters=letters,
+            notices=_letters(stack.outputs["DlqUrl"]),
             local_letters=local_letters,
             alerts=alerts,
             published=[json.loads(body) for body in drain(alerts_queue)],
@@ -279,9 +283,12 @@ def test_valid_records_are_stored_in_dynamodb(run: Run) -> None:
     assert run.aws["records"] == run.local["records"]
 
 
-def test_rejected_records_are_in_sqs_with_their_reasons(run: Run) -> None:
+def test_rejected_records_are_kept_in_dynamodb_and_announced_once_on_sqs(run: Run) -> None:
     rejected = sum(r.rejected for r in run.lineage.values())
     assert len(run.letters) == len({letter.id for letter in run.letters}) == rejected > 0
+    assert sorted(x.id for x in run.notices) == sorted(x.id for x in run.letters)
+    seqs = {r.seq for r in run.lineage.values()}
+    assert all(x.id == f"{x.seq}:{x.record}" and x.seq in seqs for x in run.letters)
     assert all(letter.reasons and letter.raw for letter in run.letters)
     assert {letter.source_file for letter in run.letters} < set(run.files)
     assert Counter(r for x in run.letters for r in x.rules) == Counter(

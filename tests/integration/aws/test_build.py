@@ -6,10 +6,11 @@ import boto3
 import pytest
 
 from salesflow.adapters.aws import build, resolve_names
+from salesflow.adapters.aws.letters import DynamoDeadLetters
 from salesflow.adapters.aws.records import DynamoRecordStore
 from salesflow.adapters.aws.s3 import S3ObjectStore
 from salesflow.adapters.aws.sns import SnsNotifier
-from salesflow.adapters.aws.sqs import SqsDeadLetterQueue
+from salesflow.adapters.aws.sqs import SqsLetterNotices
 from salesflow.config import Settings
 from salesflow.errors import TerminalError
 from salesflow.models import Alert
@@ -51,12 +52,14 @@ def test_build_from_explicit_settings(aws_env: MotoServer) -> None:
     assert (
         isinstance(backend.records, DynamoRecordStore) and backend.records.meta_table == "sf-meta"
     )
-    assert isinstance(backend.dlq, SqsDeadLetterQueue) and backend.dlq.queue_url == url
+    assert isinstance(backend.letters, DynamoDeadLetters) and backend.letters.table == "sf-letters"
+    notices = backend.letters.notices
+    assert isinstance(notices, SqsLetterNotices) and notices.queue_url == url
     assert [n.name for n in backend.notifiers] == ["sns", "log"]
     assert isinstance(backend.notifiers[0], SnsNotifier)
     backend.store.put_bytes("inbox/x.json", b"[]")
     assert backend.tables.next_seq() == 1
-    assert backend.dlq.count() == 0
+    assert backend.letters.count() == 0
     backend.close()
     # Without explicit notifiers, the other configured sinks come from the settings.
     logged = build(

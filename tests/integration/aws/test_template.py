@@ -86,7 +86,7 @@ def test_every_function_has_its_own_role_and_log_group(template: dict[str, Any])
 
 def test_encryption_on_every_table_bucket_queue_and_topic(template: dict[str, Any]) -> None:
     tables = resources(template, "AWS::DynamoDB::Table")
-    assert len(tables) == 6
+    assert len(tables) == 7
     for table in tables.values():
         props = table["Properties"]
         assert props["SSESpecification"] == {"SSEEnabled": True}

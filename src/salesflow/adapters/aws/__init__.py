@@ -123,15 +123,17 @@ def resolve_names(settings: Settings, *, cloudformation: Any = None) -> Resource
 
 
 def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) -> Backend:
-    """The AWS backend: S3 store, DynamoDB records and tables, SQS dead letters, and SNS
-    alerts followed by ``notifiers`` (default: the other sinks of ``settings.alerts.sinks``,
-    such as the log, built by ``salesflow.adapters.build_notifiers``)."""
+    """The AWS backend: S3 store, DynamoDB records, tables and dead letters (announced on
+    the SQS queue), and SNS alerts followed by ``notifiers`` (default: the other sinks of
+    ``settings.alerts.sinks``, such as the log, built by ``salesflow.adapters.build_notifiers``).
+    """
     from salesflow.adapters import build_notifiers
     from salesflow.adapters.aws.dynamodb import DynamoTables, TableNames
+    from salesflow.adapters.aws.letters import DynamoDeadLetters
     from salesflow.adapters.aws.records import DynamoRecordStore
     from salesflow.adapters.aws.s3 import S3ObjectStore
     from salesflow.adapters.aws.sns import SnsNotifier
-    from salesflow.adapters.aws.sqs import SqsDeadLetterQueue
+    from salesflow.adapters.aws.sqs import SqsLetterNotices
     from salesflow.ports import Backend
 
     others = list(build_notifiers(settings) if notifiers is None else notifiers)
@@ -144,7 +146,11 @@ def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) ->
         store=store,
         records=DynamoRecordStore(dynamodb, tables.records, store, meta_table=tables.meta),
         tables=DynamoTables(dynamodb, tables),
-        dlq=SqsDeadLetterQueue(client(settings, "sqs", session=session), names.dlq_url),
+        letters=DynamoDeadLetters(
+            dynamodb,
+            tables.letters,
+            notices=SqsLetterNotices(client(settings, "sqs", session=session), names.dlq_url),
+        ),
         notifiers=[
             SnsNotifier(client(settings, "sns", session=session), names.topic_arn),
             *others,

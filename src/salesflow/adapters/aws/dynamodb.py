@@ -14,10 +14,14 @@ One table per kind, named ``<prefix><kind>`` (``TableNames``), each keyed by a s
   ``category_kpis``, ``order_kpis``), ``sk`` = the row's key values as JSON. One Query reads an
   aggregate; a new spec needs no new table. Replacing writes only rows that changed.
 - ``alerts``: ``pk`` = alert id; insertion is ``attribute_not_exists(pk)``, so a replayed sale
-  never alerts twice.
+  never alerts twice. Delivery claims and settles an alert with conditional updates on its
+  ``status`` and ``attempts``. Every item carries ``due_at`` (next attempt, else creation
+  time) so that a GSI (``status``, ``due_at``) can serve "what is due now" and listing by
+  status as a Query; until the template adds one, those reads Scan.
 - ``meta``: ``pk``/``sk``: the file sequence counter, and the record store's schemas and
   per-file row counts (see ``records.py``).
 - ``records``: the record store (``DynamoRecordStore``, in ``records.py``).
+- ``letters``: dead letters (``DynamoDeadLetters``, in ``letters.py``).
 
 Every table has server-side encryption and point-in-time recovery in infra/template.yaml.
 """
@@ -27,7 +31,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +45,8 @@ from salesflow.adapters.aws.errors import translate
 from salesflow.adapters.aws.items import encode, frame_to_items, items_to_frame
 from salesflow.adapters.aws.retry import Backoff
 from salesflow.errors import TransientError
-from salesflow.models import Alert, FileRecord, FileStatus, PendingFile, utcnow
+from salesflow.kpis.aggregates import TOTALS
+from salesflow.models import Alert, AlertStatus, FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.ports import AggregateSpec
 
 if TYPE_CHECKING:
@@ -63,6 +68,7 @@ class TableNames:
     aggregates: str
     alerts: str
     meta: str
+    letters: str
 
     @classmethod
     def from_prefix(cls, prefix: str) -> TableNames:
@@ -70,7 +76,7 @@ class TableNames:
         return cls(**{kind: f"{prefix}{kind}" for kind in KINDS})
 
 
-KINDS = ("records", "files", "pending", "aggregates", "alerts", "meta")
+KINDS = ("records", "files", "pending", "aggregates", "alerts", "meta", "letters")
 
 
 def _dynamo_value(value: Any) -> Any:
@@ -260,17 +266,9 @@ class DynamoTables:
             self.names.files, item, "#status = :expect", **{":expect": {"S": expect.value}}
         )
 
-    def commit_files(
-        self,
-        records: Sequence[FileRecord],
-        *,
-        commit: int,
-        totals: pl.DataFrame | None = None,
-    ) -> bool:
+    def commit_files(self, records: Sequence[FileRecord], *, commit: int) -> bool:
         """The rows (each conditioned on IN_PROGRESS) and the commit marker in one
         TransactWriteItems."""
-        if totals is not None and not totals.is_empty():
-            raise NotImplementedError("totals deltas on DynamoDB")
         items: list[Item] = [
             {
                 "Put": {
@@ -290,6 +288,60 @@ class DynamoTables:
         }
         items.append({"Put": {"TableName": self.names.meta, "Item": marker}})
         return self._transact("commit", items)
+
+    def apply_totals(self, commit: int, deltas: pl.DataFrame) -> None:
+        """The deltas as ``ADD`` updates in TransactWriteItems of up to 99 groups, each with
+        a marker item ``applied#<commit>``/``<chunk>`` that must not exist yet: a chunk that
+        went through once is refused as a whole the second time (exactly once). Chunks are
+        cut the same way on every call (groups sorted by key). Groups left with no records
+        are deleted afterwards."""
+        if deltas.is_empty():
+            return
+        spec = TOTALS
+        frame = deltas.select(spec.columns).sort(list(spec.key))
+        keys = self._sort_keys(spec, frame)
+        rows = frame.select("total_amount", "records").rows()
+        for chunk, start in enumerate(range(0, len(keys), 99)):
+            marker = {
+                "pk": {"S": f"applied#{commit}"},
+                "sk": {"S": str(chunk)},
+                "at": {"S": utcnow().isoformat()},
+            }
+            items: list[Item] = [
+                {
+                    "Put": {
+                        "TableName": self.names.meta,
+                        "Item": marker,
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            ]
+            chunk_rows = zip(keys[start : start + 99], rows[start : start + 99], strict=True)
+            items.extend(self._add_total(sk, amount, count) for sk, (amount, count) in chunk_rows)
+            self._transact(f"totals of commit {commit}", items)
+        empty = [
+            {"pk": {"S": spec.name}, "sk": i["sk"]}
+            for i in self._aggregate_items(spec)
+            if int(i.get("records", {"N": "0"})["N"]) <= 0
+        ]
+        BatchWriter(self.client, self.names.aggregates, self.backoff).delete(empty)
+
+    def _add_total(self, sk: str, amount: float, count: int) -> Item:
+        scope, group = json.loads(sk)
+        return {
+            "Update": {
+                "TableName": self.names.aggregates,
+                "Key": {"pk": {"S": TOTALS.name}, "sk": {"S": sk}},
+                "UpdateExpression": "ADD total_amount :a, #r :n SET #s = :s, #i = :i",
+                "ExpressionAttributeNames": {"#r": "records", "#s": "scope", "#i": "id"},
+                "ExpressionAttributeValues": {
+                    ":a": {"N": repr(float(amount))},
+                    ":n": {"N": str(int(count))},
+                    ":s": {"S": str(scope)},
+                    ":i": {"S": str(group)},
+                },
+            }
+        }
 
     def list_files(
         self,
@@ -405,27 +457,131 @@ class DynamoTables:
         writer.put(list({i["sk"]["S"]: i for i in changed}.values()))
 
     # alerts
+    # Reads Scan the table and filter here. The delivery thread's "what is due" and
+    # ``alerts --status`` should Query a GSI instead: partition key ``status``, sort key
+    # ``due_at`` (written on every item below); see the note in the module docstring.
     def add_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
         """Conditional inserts (``attribute_not_exists(pk)``): only unseen ids are new."""
         fresh = []
         for alert in alerts:
-            item = to_item(alert.to_dict(), pk=alert.id)
+            item = _alert_item(alert)
             if self._conditional_put(self.names.alerts, item, "attribute_not_exists(pk)"):
                 fresh.append(alert)
         return fresh
 
-    def list_alerts(self, status: str | None = None) -> list[Alert]:
+    def _alerts(self) -> list[Alert]:
         alerts = [Alert.from_dict(from_item(i)) for i in self._scan(self.names.alerts)]
-        if status is not None:
-            alerts = [a for a in alerts if a.status == status]
         return sorted(alerts, key=lambda a: (a.created_at, a.id))
 
-    def update_alert(self, alert: Alert) -> None:
-        item = to_item(alert.to_dict(), pk=alert.id)
-        self._call(
-            f"put into {self.names.alerts}",
-            lambda: self.client.put_item(TableName=self.names.alerts, Item=item),
-        )
+    def list_alerts(
+        self,
+        status: AlertStatus | str | None = None,
+        *,
+        dataset: str | None = None,
+        source_file: str | None = None,
+        limit: int | None = None,
+    ) -> list[Alert]:
+        found = [
+            a
+            for a in self._alerts()
+            if status in (None, a.status.value)
+            and dataset in (None, a.dataset)
+            and source_file in (None, a.source_file)
+        ]
+        return found if limit is None else found[max(len(found) - limit, 0) :]
+
+    def count_alerts(
+        self,
+        status: AlertStatus | str | None = None,
+        *,
+        dataset: str | None = None,
+        source_file: str | None = None,
+    ) -> int:
+        return len(self.list_alerts(status, dataset=dataset, source_file=source_file))
+
+    def get_alerts(self, ids: Sequence[str]) -> list[Alert]:
+        found = []
+        for alert_id in dict.fromkeys(ids):
+            response = self._call(
+                f"get from {self.names.alerts}",
+                lambda alert_id=alert_id: self.client.get_item(
+                    TableName=self.names.alerts, Key={"pk": {"S": alert_id}}, ConsistentRead=True
+                ),
+            )
+            if "Item" in response:
+                found.append(Alert.from_dict(from_item(response["Item"])))
+        return found
+
+    def due_alerts(self, now: datetime, *, limit: int) -> list[Alert]:
+        def due(a: Alert) -> bool:
+            if a.status == AlertStatus.PENDING:
+                return a.next_attempt_at is None or a.next_attempt_at <= now
+            at = a.next_attempt_at
+            return a.status == AlertStatus.SENDING and at is not None and at <= now
+
+        return [a for a in self._alerts() if due(a)][:limit]
+
+    def update_alert(self, alert: Alert, *, expect: Alert | None = None) -> bool:
+        """One UpdateItem; with ``expect``, conditional on its status and attempts."""
+        values: dict[str, Any] = {
+            ":status": {"S": alert.status.value},
+            ":attempts": {"N": str(alert.attempts)},
+            ":due": {"S": _due_at(alert)},
+        }
+        names = {"#status": "status", "#attempts": "attempts", "#due_at": "due_at"}
+        sets = ["#status = :status", "#attempts = :attempts", "#due_at = :due"]
+        removes = []
+        for name, value in (
+            ("error", alert.error),
+            ("sent_at", alert.sent_at.isoformat() if alert.sent_at else None),
+            (
+                "next_attempt_at",
+                alert.next_attempt_at.isoformat() if alert.next_attempt_at else None,
+            ),
+        ):
+            names[f"#{name}"] = name  # "error" is a reserved word
+            if value is None:
+                removes.append(f"#{name}")
+            else:
+                sets.append(f"#{name} = :{name}")
+                values[f":{name}"] = {"S": value}
+        condition = "attribute_exists(pk)"
+        if expect is not None:
+            condition += " AND #status = :was_status AND #attempts = :was_attempts"
+            values[":was_status"] = {"S": expect.status.value}
+            values[":was_attempts"] = {"N": str(expect.attempts)}
+        update = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self._call(
+                f"update {self.names.alerts}",
+                lambda: self.client.update_item(
+                    TableName=self.names.alerts,
+                    Key={"pk": {"S": alert.id}},
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                ),
+                keep=[CHECK_FAILED],
+            )
+        except ClientError:
+            return False
+        return True
+
+
+def _due_at(alert: Alert) -> str:
+    """The GSI sort key: when the alert is next due (its creation until its first retry)."""
+    return (
+        (alert.next_attempt_at or alert.created_at)
+        .astimezone(UTC)
+        .isoformat(timespec="microseconds")
+    )
+
+
+def _alert_item(alert: Alert) -> Item:
+    item = to_item(alert.to_dict(), pk=alert.id)
+    item["due_at"] = {"S": _due_at(alert)}
+    return item
 
 
 from salesflow.adapters.aws.records import DynamoRecordStore  # noqa: E402  (re-export)

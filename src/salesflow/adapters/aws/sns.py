@@ -3,7 +3,8 @@
 The message is per protocol (``MessageStructure="json"``): e-mail subscribers get a short text
 to read, everything else (SQS, Lambda, HTTPS) gets the alert as JSON to parse. ``dataset`` and
 ``amount`` are also message attributes, so a subscription can filter (say, only amounts above
-1000) with a filter policy instead of code.
+1000) with a filter policy instead of code. ``alert_id`` is one too: a publish repeated after
+a crash carries the same id, so subscribers that keep the ids they have seen drop the repeat.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ class SnsNotifier:
                 MessageAttributes={
                     "dataset": {"DataType": "String", "StringValue": alert.dataset},
                     "amount": {"DataType": "Number", "StringValue": f"{alert.amount:.2f}"},
+                    "alert_id": {"DataType": "String", "StringValue": alert.id},
                 },
             ),
         )

@@ -18,10 +18,11 @@ import polars as pl
 import sqlite_utils
 
 from salesflow.adapters.sqlite import aggregates
+from salesflow.adapters.sqlite import alerts as alert_rows
 from salesflow.adapters.sqlite.db import Database
 from salesflow.errors import StoreBroken
 from salesflow.kpis.aggregates import TOTALS
-from salesflow.models import Alert, FileRecord, FileStatus, PendingFile, utcnow
+from salesflow.models import Alert, AlertStatus, FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.ports import AggregateSpec
 
 SCHEMA = """
@@ -29,13 +30,7 @@ CREATE TABLE IF NOT EXISTS file_seq (seq INTEGER PRIMARY KEY AUTOINCREMENT);
 CREATE TABLE IF NOT EXISTS pending_batches (
     key TEXT PRIMARY KEY, dataset TEXT NOT NULL, arrived_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS alerts (
-    id TEXT PRIMARY KEY, dataset TEXT NOT NULL, record_key TEXT NOT NULL, amount REAL NOT NULL,
-    threshold REAL NOT NULL, source_file TEXT NOT NULL, message TEXT NOT NULL,
-    status TEXT NOT NULL, attempts INTEGER NOT NULL, created_at TEXT NOT NULL, sent_at TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS alerts_status ON alerts (status)
+CREATE TABLE IF NOT EXISTS totals_applied (commit_id INTEGER PRIMARY KEY)
 """
 
 COMMITS = "commits"
@@ -68,10 +63,6 @@ LINEAGE_COLUMNS: dict[str, type] = {
     "settled": int,
 }
 FILE_COLUMNS = list(LINEAGE_COLUMNS)
-ALERT_COLUMNS = (
-    "id dataset record_key amount threshold source_file message status attempts created_at "
-    "sent_at error"
-).split()
 
 _FILE_SELECT = f"SELECT {', '.join(FILE_COLUMNS)} FROM {LINEAGE}"
 _FILE_INSERT = (
@@ -83,7 +74,6 @@ _FILE_UPDATE = (
     + ", ".join(f"{c} = ?" for c in FILE_COLUMNS if c != "seq")
     + " WHERE seq = ?"
 )
-_ALERT_SELECT = f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts"
 
 
 def _file_from_row(row: sqlite3.Row | tuple[Any, ...]) -> FileRecord:
@@ -91,10 +81,6 @@ def _file_from_row(row: sqlite3.Row | tuple[Any, ...]) -> FileRecord:
     d["commit"] = d.pop("commit_id")
     d["days"] = json.loads(d["days"] or "[]")
     return FileRecord.from_dict(d)
-
-
-def _alert_from_row(row: tuple[Any, ...]) -> Alert:
-    return Alert.from_dict(dict(zip(ALERT_COLUMNS, row, strict=True)))
 
 
 def _file_values(record: FileRecord) -> dict[str, Any]:
@@ -146,9 +132,13 @@ class SqliteTables:
         with self.db.read() as conn:
             _refuse_old_layout(conn, self.db.path)
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-        if not {LINEAGE, COMMITS, "alerts", "pending_batches"} <= names:
+        if (
+            not {LINEAGE, COMMITS, "pending_batches", "totals_applied", *alert_rows.OBJECTS}
+            <= names
+        ):
             with self.db.transaction() as conn:
                 _create_lineage(conn)
+                alert_rows.create(conn)
             self.db.script(SCHEMA)
         self._ready: set[AggregateSpec] = set()
 
@@ -203,14 +193,8 @@ class SqliteTables:
         with self.db.transaction() as conn:
             return conn.execute(query, params).rowcount == 1
 
-    def commit_files(
-        self,
-        records: Sequence[FileRecord],
-        *,
-        commit: int,
-        totals: pl.DataFrame | None = None,
-    ) -> bool:
-        """Lineage rows, the commit marker and the totals deltas in one transaction."""
+    def commit_files(self, records: Sequence[FileRecord], *, commit: int) -> bool:
+        """Lineage rows and the commit marker in one transaction."""
         try:
             with self.db.transaction() as conn:
                 for record in records:
@@ -226,12 +210,20 @@ class SqliteTables:
                     f"INSERT OR IGNORE INTO {COMMITS} (id, at) VALUES (?, ?)",
                     (commit, utcnow().isoformat()),
                 )
-                if totals is not None and not totals.is_empty():
-                    self._ensure(conn, TOTALS)
-                    aggregates.add(conn, TOTALS, totals)
         except _NotInProgress:
             return False  # rolled back: another process finished or failed the file
         return True
+
+    def apply_totals(self, commit: int, deltas: pl.DataFrame) -> None:
+        """The deltas and a marker of them in one transaction; a second call finds the
+        marker and does nothing."""
+        with self.db.transaction() as conn:
+            marked = conn.execute(
+                "INSERT OR IGNORE INTO totals_applied (commit_id) VALUES (?)", (commit,)
+            ).rowcount
+            if marked and not deltas.is_empty():
+                self._ensure(conn, TOTALS)
+                aggregates.add(conn, TOTALS, deltas)
 
     def list_files(
         self,
@@ -305,39 +297,40 @@ class SqliteTables:
             self._ensure(conn, spec)
             aggregates.replace(conn, spec, delete, upsert)
 
-    # -- alerts --------------------------------------------------------------------------
+    # -- alerts (``alerts.py``) ---------------------------------------------------------
     def add_alerts(self, alerts: Sequence[Alert]) -> list[Alert]:
-        """``INSERT OR IGNORE`` each alert; the ones that inserted a row are new."""
-        query = (
-            f"INSERT OR IGNORE INTO alerts ({', '.join(ALERT_COLUMNS)}) "
-            f"VALUES ({', '.join('?' for _ in ALERT_COLUMNS)})"
-        )
-        new: list[Alert] = []
         with self.db.transaction() as conn:
-            for alert in alerts:
-                d = alert.to_dict()
-                if conn.execute(query, [d[c] for c in ALERT_COLUMNS]).rowcount == 1:
-                    new.append(alert)
-        return new
+            return alert_rows.insert(conn, alerts)
 
-    def list_alerts(self, status: str | None = None) -> list[Alert]:
+    def list_alerts(
+        self,
+        status: AlertStatus | str | None = None,
+        *,
+        dataset: str | None = None,
+        source_file: str | None = None,
+        limit: int | None = None,
+    ) -> list[Alert]:
         with self.db.read() as conn:
-            if status is None:
-                rows = conn.execute(f"{_ALERT_SELECT} ORDER BY rowid").fetchall()
-            else:
-                query = f"{_ALERT_SELECT} WHERE status = ? ORDER BY rowid"
-                rows = conn.execute(query, (str(status),)).fetchall()
-        return [_alert_from_row(r) for r in rows]
+            return alert_rows.select(conn, status, dataset, source_file, limit)
 
-    def update_alert(self, alert: Alert) -> None:
+    def count_alerts(
+        self,
+        status: AlertStatus | str | None = None,
+        *,
+        dataset: str | None = None,
+        source_file: str | None = None,
+    ) -> int:
+        with self.db.read() as conn:
+            return alert_rows.count(conn, status, dataset, source_file)
+
+    def get_alerts(self, ids: Sequence[str]) -> list[Alert]:
+        with self.db.read() as conn:
+            return alert_rows.by_ids(conn, ids)
+
+    def due_alerts(self, now: datetime, *, limit: int) -> list[Alert]:
+        with self.db.read() as conn:
+            return alert_rows.due(conn, now, limit)
+
+    def update_alert(self, alert: Alert, *, expect: Alert | None = None) -> bool:
         with self.db.transaction() as conn:
-            conn.execute(
-                "UPDATE alerts SET status = ?, attempts = ?, error = ?, sent_at = ? WHERE id = ?",
-                (
-                    alert.status.value,
-                    alert.attempts,
-                    alert.error,
-                    alert.sent_at.isoformat() if alert.sent_at else None,
-                    alert.id,
-                ),
-            )
+            return alert_rows.update(conn, alert, expect)

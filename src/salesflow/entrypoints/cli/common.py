@@ -12,9 +12,12 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from salesflow.config import Settings, load_settings
+from salesflow.errors import UsageError
+from salesflow.logs import one_line, printable
 from salesflow.ports import Backend
 
 DataDir = Annotated[
@@ -25,23 +28,62 @@ BackendName = Annotated[
     str | None, typer.Option("--backend", help="local or aws [env SALESFLOW_BACKEND]")
 ]
 Json = Annotated[bool, typer.Option("--json", help="print machine-readable JSON on stdout")]
+EngineName = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="polars (this process) or spark: where validation and KPIs run [env SALESFLOW_ENGINE]",
+    ),
+]
+SparkMaster = Annotated[
+    str | None,
+    typer.Option(
+        "--spark-master",
+        help="Spark master URL for --engine spark: local[*], spark://host:7077, yarn "
+        "[env SALESFLOW_SPARK__MASTER]",
+    ),
+]
 
 # Wide enough for keys and numbers when piped (Rich assumes 80 columns off a terminal).
 console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
-def settings_for(data_dir: Path | None, backend: str | None = None, **more: Any) -> Settings:
-    return load_settings(data_dir=data_dir, backend=backend, **more)
+def settings_for(
+    data_dir: Path | None,
+    backend: str | None = None,
+    *,
+    engine: str | None = None,
+    spark_master: str | None = None,
+    **more: Any,
+) -> Settings:
+    settings = load_settings(data_dir=data_dir, backend=backend, engine=engine, **more)
+    if spark_master:
+        settings.spark.master = spark_master
+    return settings
 
 
 @contextlib.contextmanager
-def open_backend(settings: Settings) -> Iterator[Backend]:
-    """The configured backend, closed on exit."""
+def open_backend(settings: Settings, *, create: bool = False) -> Iterator[Backend]:
+    """The configured backend, closed on exit.
+
+    Only commands that bring data in (``create=True``: ingest, run, demo) may create a local
+    data dir; the others refuse a folder that holds neither ``salesflow.db`` nor ``bucket/``
+    rather than leave an empty one behind (a typo in ``--data-dir`` would otherwise show an
+    empty, healthy pipeline).
+    """
     from salesflow.adapters import build_backend
 
     if settings.backend == "local":
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if create:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        elif not (settings.db_path.is_file() or settings.bucket_dir.is_dir()):
+            raise UsageError(
+                f"no salesflow data in {settings.data_dir}"
+                + ("" if settings.data_dir.is_dir() else " (the folder does not exist)"),
+                hint="pass --data-dir (or set SALESFLOW_DATA_DIR) to where salesflow ingested "
+                "files; nothing has been ingested here yet",
+            )
     backend = build_backend(settings)
     try:
         yield backend
@@ -56,9 +98,12 @@ def processing_lock(settings: Settings) -> Iterator[None]:
     if settings.backend != "local":
         yield
         return
+    from salesflow.validation.text import clean_scratch
+
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with (settings.data_dir / ".processing.lock").open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
+        clean_scratch(settings.scratch_dir)  # decoded copies a killed process left behind
         try:
             yield
         finally:
@@ -70,12 +115,20 @@ def emit_json(payload: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
+    """A Rich table; every cell is shown as plain text (a key holding ``[red]`` or a newline
+    prints as it is, on its own line: it cannot restyle or forge output)."""
     out = Table(title=title, title_justify="left")
     for column in columns:
         out.add_column(column, overflow="fold")
     for row in rows:
-        out.add_row(*("" if v is None else _fmt(v) for v in row))
+        out.add_row(*("" if v is None else safe(_fmt(v)) for v in row))
     return out
+
+
+def safe(text: str) -> str:
+    """``text`` (a file name, key or message from the data) ready for ``console.print``:
+    control characters escaped, Rich markup disarmed."""
+    return escape(printable(text))
 
 
 def _fmt(value: Any) -> str:
@@ -86,6 +139,13 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def print_error(message: str, hint: str = "", *, label: str = "error") -> None:
+    """One line on stderr: ``error: <message> (<hint>)``, emails masked, URLs redacted and
+    control characters escaped."""
+    text = one_line(f"{message} ({hint})" if hint else message)
+    err_console.print(f"[red]{label}:[/red] {escape(text)}", soft_wrap=True)
+
+
 def fail(message: str, hint: str = "", code: int = 2) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}" + (f" [dim]({hint})[/dim]" if hint else ""))
+    print_error(message, hint)
     return typer.Exit(code)

@@ -1,7 +1,8 @@
-"""Read-only commands: status, kpis, totals, alerts, audit."""
+"""Read-only commands: status, kpis, totals, audit (alerts: ``alert_cmds``)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 import polars as pl
@@ -14,9 +15,11 @@ from salesflow.entrypoints.cli.common import (
     console,
     emit_json,
     open_backend,
+    safe,
     settings_for,
     table,
 )
+from salesflow.logs import one_line
 from salesflow.ops import summaries as summary
 from salesflow.ops.audit import audit as run_audit
 
@@ -67,17 +70,32 @@ def kpis(
     data_dir: DataDir = None,
     backend: BackendName = None,
     by: Annotated[str, typer.Option(help="day or category")] = "day",
+    since: Annotated[
+        datetime | None, typer.Option("--from", formats=["%Y-%m-%d"], help="first day, YYYY-MM-DD")
+    ] = None,
+    until: Annotated[
+        datetime | None, typer.Option("--to", formats=["%Y-%m-%d"], help="last day, YYYY-MM-DD")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="only this category")] = None,
     json_out: Json = False,
 ) -> None:
     """Daily order KPIs (or by category and day): items, revenue, orders, avg basket,
     return rate.
 
-    Example: salesflow kpis --by category --json
+    Example: salesflow kpis --by category --from 2024-06-01 --to 2024-06-30 --json
     """
     if by not in ("day", "category"):
         raise typer.BadParameter("--by takes day or category")
     with open_backend(settings_for(data_dir, backend)) as be:
-        _frame(f"KPIs by {by}", summary.kpis(be, by=by), json_out)
+        frame = summary.kpis(
+            be,
+            by=by,
+            start=since.date() if since else None,
+            end=until.date() if until else None,
+            category=category,
+        )
+    title = f"KPIs by {by}" if category is None else f"KPIs of {category}"
+    _frame(title, frame, json_out)
 
 
 def totals(
@@ -87,7 +105,8 @@ def totals(
     backend: BackendName = None,
     json_out: Json = False,
 ) -> None:
-    """Aggregated sales totals by id (seed 000): per invoice, customer, day or product.
+    """Sales totals per invoice, customer, day or product (invoice and customer: online_retail;
+    product: sale_events), money in cents.
 
     Example: salesflow totals --by invoice
     """
@@ -95,24 +114,6 @@ def totals(
         raise typer.BadParameter("--by takes invoice, customer, day or product")
     with open_backend(settings_for(data_dir, backend)) as be:
         _frame(f"Totals by {by}", summary.totals(be, by=by, dataset=dataset), json_out)
-
-
-def alerts(
-    data_dir: DataDir = None,
-    backend: BackendName = None,
-    json_out: Json = False,
-) -> None:
-    """High-value sale alerts and whether each sink got them.
-
-    Example: salesflow alerts --json
-    """
-    with open_backend(settings_for(data_dir, backend)) as be:
-        items = be.tables.list_alerts()
-    if json_out:
-        emit_json([a.to_dict() for a in items])
-        return
-    rows = [[a.id, f"{a.amount:,.2f}", a.status.value, a.attempts, a.error] for a in items]
-    console.print(table("Alerts", ("id", "amount", "status", "attempts", "error"), rows))
 
 
 def audit(
@@ -131,7 +132,7 @@ def audit(
     else:
         console.print(table("Audit", ("check", "times"), sorted(report.checks.items())))
         for violation in report.violations:
-            console.print(f"[red]violation[/red] {violation}")
+            console.print(f"[red]violation[/red] {safe(one_line(str(violation)))}")
         console.print("[green]all invariants hold[/green]" if report.ok else "[red]FAILED[/red]")
     if not report.ok:
         raise typer.Exit(1)
