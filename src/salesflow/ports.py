@@ -92,20 +92,12 @@ class AggregateSpec:
 
 @runtime_checkable
 class RecordStore(Protocol):
-    """Valid records per dataset, upserted by key.
+    """The read side of the record store (the ``Lake``): what engines and reports need.
 
     Frames carry the dataset's typed columns plus ``_key`` (Utf8, the record key), ``_seq``
-    (Int64, the lineage ``seq`` of the file that wrote it) and ``_day`` (Date, the business
-    day; partitions the lake). When two files hold the same key, the higher ``_seq`` wins.
+    (Int64, the lineage ``seq`` of the file version that wrote it), ``_day`` (Date, the
+    business day; partitions the lake) and ``_arrived``. Exactly one row per key is visible.
     """
-
-    def write(self, dataset: str, seq: int, frame: pl.DataFrame, *, part: int = 0) -> None:
-        """Store one part (a chunk) of the valid records of file ``seq``. Writing the same
-        ``(seq, part)`` again replaces what it wrote before, so a redo never duplicates; the
-        pipeline calls ``drop(dataset, seq)`` before redoing a file."""
-
-    def drop(self, dataset: str, seq: int) -> None:
-        """Remove whatever file ``seq`` wrote (used when a file is redone or fails)."""
 
     def read(
         self,
@@ -114,16 +106,8 @@ class RecordStore(Protocol):
         days: Collection[date] | None = None,
         columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
-        """The current version of every record (latest ``_seq`` per ``_key``), optionally
-        only those whose ``_day`` is in ``days``. Always includes ``_key``, ``_seq``, ``_day``."""
-
-    def previous_days(self, dataset: str, keys: pl.Series, *, before_seq: int) -> pl.DataFrame:
-        """``_key`` and ``_day`` of the stored version of each of ``keys`` written by a file
-        older than ``before_seq``: the days a new version of those records takes them from.
-        Costs what ``keys`` cost, not what the store holds (a Query/BatchGetItem on AWS)."""
-
-    def count_by_seq(self, dataset: str) -> dict[int, int]:
-        """How many rows each file wrote (before dedup); the audit compares it with lineage."""
+        """The current version of every record, optionally only those whose ``_day`` is in
+        ``days``. Always includes ``_key``, ``_seq``, ``_day``, ``_arrived``."""
 
 
 @runtime_checkable
@@ -328,7 +312,7 @@ class LakeStaging(Protocol):
 
 
 @runtime_checkable
-class Lake(Protocol):
+class Lake(RecordStore, Protocol):
     """The record store: Parquet fragments over an ``ObjectStore`` that hold exactly the
     current version of each key after every commit (``docs/design.md`` §4). A commit is
     ``stage``d without a lock, ``resolve``d and marked committed under
@@ -464,13 +448,19 @@ class Backend:
     """Everything the pipeline talks to, built once by ``salesflow.adapters.build_backend``."""
 
     store: ObjectStore
-    records: RecordStore
+    lake: Lake
+    locks: Locks
     tables: Tables
     letters: DeadLetters
     notifiers: list[Notifier]
 
+    @property
+    def records(self) -> RecordStore:
+        """The lake's read side (what engines and reports read)."""
+        return self.lake
+
     def close(self) -> None:
-        for part in (self.store, self.records, self.tables, self.letters, *self.notifiers):
+        for part in (self.store, self.lake, self.tables, self.letters, *self.notifiers):
             closer = getattr(part, "close", None)
             if callable(closer):
                 closer()

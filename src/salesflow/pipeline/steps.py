@@ -36,6 +36,7 @@ import polars as pl
 from salesflow import layout
 from salesflow.config import Settings
 from salesflow.datasets import dataset_of_folder, detect_dataset, get_spec, undetected
+from salesflow.datasets.spec import DatasetSpec
 from salesflow.engines import engine_for
 from salesflow.errors import (
     FileLevelError,
@@ -44,16 +45,23 @@ from salesflow.errors import (
     StoreUnavailable,
     TransientError,
 )
-from salesflow.kpis import refresh_aggregates
+from salesflow.kpis.refresh import refresh_kpis_of
 from salesflow.models import FileRecord, FileStatus, utcnow
+from salesflow.pipeline.lake import identify, micros, replaces_source, sum_totals, totals_of
 from salesflow.pipeline.routing import dead_letters, high_value_alerts
 from salesflow.pipeline.state import StepState
-from salesflow.ports import Backend
+from salesflow.ports import Backend, Resolution
 from salesflow.validation import FileReport, Reference
 
 log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024
+ADDED = "totals-added.parquet"
+"""Spooled by load: the totals the file's valid rows add."""
+DELTA = "totals-delta.parquet"
+"""Spooled by commit: what the commit changes in the totals (applied once at publish)."""
+LOST = "lost-keys.parquet"
+"""Spooled by commit: the file's keys that lost to a newer or the same version (no alert)."""
 ERROR_CHARS = 600
 """An error kept in lineage is cut to this length (a poison file can raise huge messages)."""
 
@@ -271,11 +279,18 @@ def _move_if_unchanged(backend: Backend, record: FileRecord) -> bool:
 # ------------------------------------------------------------------------------------- load
 
 
-def _reference(backend: Backend, names: set[str]) -> Reference:
-    """Keys of the referenced datasets already in the store (the batch's earlier files included)."""
-    return Reference(
-        keys={n: backend.records.read(n, columns=[]).get_column("_key") for n in names}
-    )
+def _reference(backend: Backend, settings: Settings, spec: DatasetSpec) -> Reference | None:
+    """How the referenced datasets' stored keys are looked up (the batch's earlier files are
+    committed already): per chunk, only the keys the chunk mentions (``Lake.contains``). The
+    Spark engine checks references in one pass and gets the stored keys whole."""
+    if not spec.references:
+        return None
+    names = set(spec.references.values())
+    if settings.engine == "spark":
+        return Reference(
+            keys={n: backend.lake.read(n, columns=[]).get_column("_key") for n in names}
+        )
+    return Reference(keys={}, contains=backend.lake.contains)
 
 
 def _spool(backend: Backend, seq: int, name: str, frame: pl.DataFrame) -> None:
@@ -308,14 +323,19 @@ def load(
     failpoint(settings, "after_start", state.dataset)
     now = now or utcnow()
     spec = get_spec(state.dataset)
-    backend.records.drop(spec.name, state.seq)
+    record = _row(backend, state)
+    backend.lake.discard(spec.name, state.seq)  # a redo: forget what an earlier attempt staged
     _drop_spool(backend, state.seq)
-    reference = _reference(backend, set(spec.references.values())) if spec.references else None
+    reference = _reference(backend, settings, spec)
     threshold = settings.alerts.threshold_for(spec.name)
     days: set[date] = set()
     report = FileReport(file=state.key, dataset=spec.name)
     alerts = 0
-    with backend.store.fetch(state.key) as path:
+    added: list[pl.DataFrame] = []
+    with (
+        backend.store.fetch(state.key) as path,
+        backend.lake.stage(spec.name, state.seq) as staging,
+    ):
         for chunk in engine_for(settings).validate(
             path,
             spec,
@@ -326,14 +346,11 @@ def load(
             chunk_rows=settings.chunk_rows,
             scratch=settings.scratch_dir,
         ):
-            valid = chunk.valid.with_columns(pl.lit(state.seq, dtype=pl.Int64).alias("_seq"))
+            valid = identify(spec, record, chunk.valid)
             if not valid.is_empty():
-                backend.records.write(spec.name, state.seq, valid, part=chunk.index)
-                touched = backend.records.previous_days(
-                    spec.name, valid.get_column("_key"), before_seq=state.seq
-                )
+                staging.write(valid)
+                added.append(totals_of(spec.name, valid))
                 days.update(valid.get_column("_day").drop_nulls().unique().to_list())
-                days.update(touched.get_column("_day").drop_nulls().unique().to_list())
                 hits = _alert_rows(spec.name, valid, threshold)
                 if not hits.is_empty():
                     _spool(backend, state.seq, f"alerts-{chunk.index:05d}.parquet", hits)
@@ -347,6 +364,7 @@ def load(
     state.days = sorted(d.isoformat() for d in days)
     state.report_key = layout.report_key(state.key, spec.name, state.seq)
     backend.store.put_bytes(state.report_key, json.dumps(report.to_dict(), indent=2).encode())
+    _spool(backend, state.seq, ADDED, sum_totals(added))
     failpoint(settings, "after_load", spec.name)
     return state
 
@@ -384,11 +402,54 @@ def commit(
     record.finished_at = now
     record.commit = record.seq
     record.error = None
-    if not backend.tables.commit_files([record], commit=record.seq):
-        current = _row(backend, state)
-        return StepState.of(current)  # another process finished or failed it meanwhile
+    spec = get_spec(record.dataset)
+    lake = backend.lake
+    with backend.locks.hold(lake.lock_name(spec.name)):
+        sources = None
+        if replaces_source(spec):
+            sources = {record.source: (micros(record.arrived_at or record.started_at), record.seq)}
+        resolution = lake.resolve(spec.name, record.seq, replace_sources=sources)
+        _settle_resolution(backend, spec.name, record, resolution)
+        failpoint(settings, "before_commit", record.dataset)
+        committed = backend.tables.commit_files([record], commit=record.seq)
+    if not committed:
+        current = _row(backend, state)  # another process finished or failed it meanwhile
+        if current.status != FileStatus.SUCCESS:
+            with contextlib.suppress(SalesflowError):
+                lake.discard(spec.name, record.seq)
+        return StepState.of(current)
     failpoint(settings, "after_lineage", record.dataset)
     return StepState.of(record)
+
+
+def _settle_resolution(
+    backend: Backend, dataset: str, record: FileRecord, resolution: Resolution
+) -> None:
+    """What the resolution changes beyond the file's own rows, kept for publish (the rows it
+    replaced are gone from the lake once published): the totals delta and the keys the file
+    did not store (their alerts are dropped); the days of the replaced rows join its days."""
+    lost = (
+        pl.concat(
+            [f.select("_key") for f in (resolution.superseded, resolution.duplicates) if f.height],
+            how="vertical_relaxed",
+        )
+        if (resolution.superseded.height or resolution.duplicates.height)
+        else pl.DataFrame(schema={"_key": pl.String})
+    )
+    record.superseded = lost.height
+    with _spooled(backend, record.seq, ADDED) as frames:
+        added = frames
+    delta = sum_totals(
+        [
+            *added,
+            totals_of(dataset, resolution.superseded, sign=-1),
+            totals_of(dataset, resolution.duplicates, sign=-1),
+            totals_of(dataset, resolution.replaced, sign=-1),
+        ]
+    )
+    _spool(backend, record.seq, DELTA, delta)
+    _spool(backend, record.seq, LOST, lost)
+    record.days = sorted({*record.days, *(d.isoformat() for d in resolution.days)})
 
 
 def _row(backend: Backend, state: StepState) -> FileRecord:
@@ -402,7 +463,8 @@ def _row(backend: Backend, state: StepState) -> FileRecord:
 
 def _changed(backend: Backend, record: FileRecord, now: datetime) -> StepState:
     """The object under ``record.key`` is not the version that was read: drop this version."""
-    backend.records.drop(record.dataset, record.seq)
+    with contextlib.suppress(SalesflowError):
+        backend.lake.discard(get_spec(record.dataset).name, record.seq)
     _drop_spool(backend, record.seq)
     record.status = FileStatus.CHANGED
     record.finished_at = now
@@ -430,18 +492,24 @@ def publish(
     if record.status != FileStatus.SUCCESS or record.settled:
         return StepState.of(record)
     spec = get_spec(record.dataset)
+    backend.lake.publish(spec.name, record.seq)
     with _spooled(backend, record.seq, "rejected-") as frames:
         for rejected in frames:
             backend.letters.put(dead_letters(spec.name, record.key, record.seq, rejected))
     threshold = settings.alerts.threshold_for(spec.name)
     sinks = [n.name for n in backend.notifiers]
+    with _spooled(backend, record.seq, LOST) as frames:
+        lost = pl.concat(frames) if frames else pl.DataFrame(schema={"_key": pl.String})
     with _spooled(backend, record.seq, "alerts-") as frames:
-        for hits in frames:
+        for found in frames:
+            hits = found.join(lost, on="_key", how="anti")  # only the keys it stored
             backend.tables.add_alerts(
                 high_value_alerts(spec.name, record.key, hits, threshold=threshold, sinks=sinks)
             )
-    refresh_aggregates(
-        backend.records,
+    with _spooled(backend, record.seq, DELTA) as frames:
+        backend.tables.apply_totals(record.seq, sum_totals(frames))
+    refresh_kpis_of(
+        backend.lake,
         backend.tables,
         spec.name,
         StepState.of(record).day_dates,
@@ -482,7 +550,7 @@ def fail(
     if record is None or record.status != FileStatus.IN_PROGRESS:
         return StepState.of(record) if record is not None else state
     with contextlib.suppress(SalesflowError):
-        backend.records.drop(get_spec(record.dataset).name, record.seq)
+        backend.lake.discard(get_spec(record.dataset).name, record.seq)
     _drop_spool(backend, record.seq)
     record.status = FileStatus.FAILED
     record.error = error

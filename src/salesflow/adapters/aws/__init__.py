@@ -11,8 +11,10 @@ outputs of the CloudFormation stack ``settings.aws.stack_name``.
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from salesflow.errors import MissingDependencyError, TerminalError
@@ -123,17 +125,20 @@ def resolve_names(settings: Settings, *, cloudformation: Any = None) -> Resource
 
 
 def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) -> Backend:
-    """The AWS backend: S3 store, DynamoDB records, tables and dead letters (announced on
+    """The AWS backend: S3 store, the Parquet lake on S3 (catalog and locks in the DynamoDB
+    ``meta`` table), DynamoDB tables and dead letters (announced on
     the SQS queue), and SNS alerts followed by ``notifiers`` (default: the other sinks of
     ``settings.alerts.sinks``, such as the log, built by ``salesflow.adapters.build_notifiers``).
     """
     from salesflow.adapters import build_notifiers
+    from salesflow.adapters.aws.catalog import DynamoCatalog
     from salesflow.adapters.aws.dynamodb import DynamoTables, TableNames
     from salesflow.adapters.aws.letters import DynamoDeadLetters
-    from salesflow.adapters.aws.records import DynamoRecordStore
+    from salesflow.adapters.aws.locks import DynamoLocks
     from salesflow.adapters.aws.s3 import S3ObjectStore
     from salesflow.adapters.aws.sns import SnsNotifier
     from salesflow.adapters.aws.sqs import SqsLetterNotices
+    from salesflow.adapters.lake import ParquetLake
     from salesflow.ports import Backend
 
     others = list(build_notifiers(settings) if notifiers is None else notifiers)
@@ -142,10 +147,20 @@ def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) ->
     dynamodb = client(settings, "dynamodb", session=session)
     tables = TableNames.from_prefix(names.table_prefix)
     store = S3ObjectStore(client(settings, "s3", session=session), names.bucket)
+    state = DynamoTables(dynamodb, tables)
+    locks = DynamoLocks(dynamodb, tables.meta)
+    lake = ParquetLake(
+        store,
+        DynamoCatalog(dynamodb, tables.meta),
+        locks,
+        work_dir=Path(tempfile.gettempdir()) / "salesflow-lake",
+        new_commit=state.next_seq,
+    )
     return Backend(
         store=store,
-        records=DynamoRecordStore(dynamodb, tables.records, store, meta_table=tables.meta),
-        tables=DynamoTables(dynamodb, tables),
+        lake=lake,
+        locks=locks,
+        tables=state,
         letters=DynamoDeadLetters(
             dynamodb,
             tables.letters,

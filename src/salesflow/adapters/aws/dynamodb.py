@@ -20,7 +20,7 @@ One table per kind, named ``<prefix><kind>`` (``TableNames``), each keyed by a s
   status as a Query; until the template adds one, those reads Scan.
 - ``meta``: ``pk``/``sk``: the file sequence counter, and the record store's schemas and
   per-file row counts (see ``records.py``).
-- ``records``: the record store (``DynamoRecordStore``, in ``records.py``).
+- ``records``: unused since the lake holds the records (Parquet on S3, ``catalog.py``).
 - ``letters``: dead letters (``DynamoDeadLetters``, in ``letters.py``).
 
 Every table has server-side encryption and point-in-time recovery in infra/template.yaml.
@@ -584,6 +584,4 @@ def _alert_item(alert: Alert) -> Item:
     return item
 
 
-from salesflow.adapters.aws.records import DynamoRecordStore  # noqa: E402  (re-export)
-
-__all__ = ["DynamoRecordStore", "DynamoTables", "TableNames", "from_item", "to_item"]
+__all__ = ["DynamoTables", "TableNames", "from_item", "to_item"]

@@ -97,6 +97,12 @@ class ParquetLake(LakeReader):
         self._parts: dict[tuple[str, int], int] = {}
         self._parts_lock = threading.Lock()
 
+    def close(self) -> None:
+        """Close the catalog (its SQLite connection, locally)."""
+        closer = getattr(self.catalog, "close", None)
+        if callable(closer):
+            closer()
+
     @staticmethod
     def lock_name(dataset: str) -> str:
         """The lock a commit of ``dataset`` holds from ``resolve`` to its commit marker."""

@@ -75,8 +75,10 @@ def _fragment(row: tuple[Any, ...]) -> Fragment:
 class SqliteCatalog:
     """The ``Catalog`` port over the SQLite file ``path`` (default ``<data_dir>/salesflow.db``)."""
 
-    def __init__(self, path: Path) -> None:
-        self.db = Database(path)
+    def __init__(self, path: Path, *, busy_seconds: float | None = None) -> None:
+        self.db = (
+            Database(path) if busy_seconds is None else Database(path, busy_seconds=busy_seconds)
+        )
         self.db.script(SCHEMA)
 
     def close(self) -> None:
