@@ -9,11 +9,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from salesflow.adapters.aws.locks import DynamoLocks
 from salesflow.adapters.local.locks import LocalLocks, lock_file_name
 from salesflow.adapters.memory.locks import MemoryLocks
 from salesflow.errors import TransientError
@@ -25,8 +27,23 @@ LOCKS: dict[str, Callable[[Path], Locks]] = {
 }
 
 
-@pytest.fixture(params=sorted(LOCKS))
+def dynamo_locks(request: pytest.FixtureRequest, *, lease: float = 60.0) -> DynamoLocks:
+    """``DynamoLocks`` on the meta table, in moto's server (over HTTP on loopback)."""
+    import boto3
+
+    from salesflow.adapters.aws.retry import Backoff
+    from tests.integration.aws.tables import create_tables
+
+    request.getfixturevalue("aws_env")
+    client = boto3.client("dynamodb")
+    names = create_tables(client)
+    return DynamoLocks(client, names.meta, lease=lease, backoff=Backoff(sleep=lambda _s: None))
+
+
+@pytest.fixture(params=[*sorted(LOCKS), pytest.param("dynamodb", marks=pytest.mark.aws)])
 def locks(request: pytest.FixtureRequest, tmp_path: Path) -> Locks:
+    if request.param == "dynamodb":
+        return dynamo_locks(request)
     return LOCKS[request.param](tmp_path)
 
 
@@ -116,3 +133,31 @@ def test_lock_file_names_are_safe_and_distinct() -> None:
     names = {lock_file_name(n) for n in ("lake:a/b", "lake:a_b", "../x", "lake:" + "z" * 300)}
     assert len(names) == 4
     assert all("/" not in n and len(n) < 120 for n in names)
+
+
+@pytest.mark.aws
+def test_dynamodb_lock_of_a_dead_holder_is_free_once_its_lease_ends(
+    request: pytest.FixtureRequest,
+) -> None:
+    dead = dynamo_locks(request, lease=1.0)
+    dead._acquire("lake:sales", "a-process-that-died", timeout=0)  # taken, never renewed
+    alive = DynamoLocks(dead.client, dead.table, lease=1.0, backoff=dead.backoff)
+    with pytest.raises(TransientError, match="lake:sales"):
+        with alive.hold("lake:sales", timeout=0):
+            pass
+    started = time.monotonic()
+    with alive.hold("lake:sales", timeout=30):
+        assert time.monotonic() - started < 30
+
+
+@pytest.mark.aws
+def test_dynamodb_lock_is_renewed_while_held(request: pytest.FixtureRequest) -> None:
+    holder = dynamo_locks(request, lease=0.6)
+    other = DynamoLocks(holder.client, holder.table, lease=0.6, backoff=holder.backoff)
+    with holder.hold("lake:sales"):
+        time.sleep(1.5)  # the lease itself is what is tested: 2.5 leases without a gap
+        with pytest.raises(TransientError, match="lake:sales"):
+            with other.hold("lake:sales", timeout=0):
+                pass
+    with other.hold("lake:sales", timeout=0):  # released at once, not when the lease ends
+        pass
