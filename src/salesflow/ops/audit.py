@@ -54,8 +54,11 @@ def audit(backend: Backend) -> AuditReport:
     for record in files:
         _check_file(backend, report, record)
     _check_letters(backend, report, files)
-    _check_lake(backend, report, files)
-    _check_aggregates(backend, report, {r.dataset for r in files})
+    try:
+        _check_lake(backend, report, files)
+        _check_aggregates(backend, report, {r.dataset for r in files})
+    except FileNotFoundError as exc:  # a visible fragment's file was deleted behind our back
+        report.check("lake_files", False, f"{exc}; restore it from a backup")
     return report
 
 

@@ -364,7 +364,9 @@ def load(
     state.days = sorted(d.isoformat() for d in days)
     state.report_key = layout.report_key(state.key, spec.name, state.seq)
     backend.store.put_bytes(state.report_key, json.dumps(report.to_dict(), indent=2).encode())
-    _spool(backend, state.seq, ADDED, sum_totals(added))
+    adds = sum_totals(added)
+    if not adds.is_empty():
+        _spool(backend, state.seq, ADDED, adds)
     failpoint(settings, "after_load", spec.name)
     return state
 
@@ -447,8 +449,9 @@ def _settle_resolution(
             totals_of(dataset, resolution.replaced, sign=-1),
         ]
     )
-    _spool(backend, record.seq, DELTA, delta)
-    _spool(backend, record.seq, LOST, lost)
+    for name, frame in ((DELTA, delta), (LOST, lost)):
+        if not frame.is_empty():  # nothing spooled reads as nothing
+            _spool(backend, record.seq, name, frame)
     record.days = sorted({*record.days, *(d.isoformat() for d in resolution.days)})
 
 
