@@ -5,8 +5,9 @@
    two files' results (claim, load, resolve, commit, publish, totals, archive); the first 500
    and the last 500 are compared: it must not grow with the number of commits (the lake
    compacts small fragments as it goes, and the catalog lookups stay per month).
-2. ``growth``: one 1,000-row sale_events file (900 new sales, 100 corrections of stored ones)
-   ingested into a store holding 10k, then 1M records; the median of 3 files each.
+2. ``growth``: one 1,000-row sale_events file (900 new sales, 100 corrections of stored ones
+   of one day; then 1,000 new sales) ingested into a store holding 10k, then 1M records (one
+   fragment of ~200k rows per month); the median of 3 files each.
 
     .venv/bin/python -m benchmarks.pipeline_lake [--events 2000] [--big 1000000]
 
@@ -110,7 +111,7 @@ def _big_file(path: Path, rows: int, offset: int = 0) -> None:
     frame.write_csv(path)
 
 
-def growth(stored: int, *, files: int = 3) -> dict[str, Any]:
+def growth(stored: int, *, files: int = 3, corrections: int = 100) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="sf-bench-growth-") as tmp:
         root = Path(tmp)
         settings = _settings(root / "data")
@@ -125,11 +126,13 @@ def growth(stored: int, *, files: int = 3) -> dict[str, Any]:
             times = []
             for f in range(files):
                 small = root / f"small-{f}.csv"
-                _big_file(small, 900, offset=stored + f * 900)
-                corrections = root / f"fix-{f}.csv"
-                _big_file(corrections, 100, offset=f * 1000)
-                both = pl.concat([pl.read_csv(small), pl.read_csv(corrections)])
-                both.write_csv(small)
+                fresh = 1000 - corrections
+                _big_file(small, fresh, offset=stored + f * fresh)
+                if corrections:
+                    fixes = root / f"fix-{f}.csv"
+                    _big_file(fixes, corrections, offset=f * 1000)
+                    both = pl.concat([pl.read_csv(small), pl.read_csv(fixes)])
+                    both.write_csv(small)
                 timed: list[StepState] = []
                 started = time.perf_counter()
                 timed = ingest(backend, settings, [small], dataset="sale_events")
@@ -138,9 +141,10 @@ def growth(stored: int, *, files: int = 3) -> dict[str, Any]:
             total = backend.lake.read("sale_events", columns=[]).height
         finally:
             backend.close()
-    assert total == stored + files * 900, total
+    assert total == stored + files * (1000 - corrections), total
     return {
         "stored_before": stored,
+        "corrections_per_file": corrections,
         "preload_s": round(load_s, 1),
         "file_rows": 1000,
         "file_s_each": [round(t, 3) for t in times],
@@ -163,7 +167,12 @@ def main() -> None:
         found["stream"] = stream(args.events)
         print(json.dumps(found["stream"]), flush=True)
     if args.only in (None, "growth"):
-        found["growth"] = [growth(args.small), growth(args.big)]
+        found["growth"] = [
+            growth(args.small),
+            growth(args.big),
+            growth(args.small, corrections=0),
+            growth(args.big, corrections=0),
+        ]
         print(json.dumps(found["growth"]), flush=True)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
