@@ -7,12 +7,14 @@ same state as a run with no crash:
 - ``claim`` hashes the object and claims its version with a conditional lineage write
   (attempts counted before any work, so they survive ``kill -9``), or resumes a crashed
   claim, or records a DUPLICATE;
-- ``load`` validates chunk by chunk: valid records to the record store, rejected records and
+- ``load`` validates chunk by chunk: valid records staged in the lake, rejected records and
   alerts spooled under ``work/<seq>/`` for publish;
-- ``commit`` checks the object is still the version that was read, then marks lineage
-  SUCCESS with the commit marker in one transaction;
-- ``publish`` sends the spooled letters and alerts, refreshes totals and KPIs, moves the object
-  to its unique archive key, and marks the row settled.
+- ``commit`` checks the object is still the version that was read, then, holding the
+  dataset's lock, resolves the staged rows against the visible ones (``Lake.resolve``) and
+  marks lineage SUCCESS with the commit marker in one transaction: the rows become visible;
+- ``publish`` publishes the lake fragments, sends the spooled letters and alerts, applies the
+  totals delta once, refreshes KPIs, moves the object to its unique archive key, and marks
+  the row settled.
 
 ``process_file`` runs them in a row and isolates failures: anything raised while one file is
 processed fails that file, never the caller. Only the state store's own failures propagate.
@@ -316,8 +318,9 @@ def _drop_spool(backend: Backend, seq: int) -> None:
 def load(
     backend: Backend, settings: Settings, state: StepState, *, now: datetime | None = None
 ) -> StepState:
-    """Validate the file chunk by chunk: valid records to the store, rejected records and
-    high-value sales spooled for publish. A redo first drops what an earlier attempt wrote."""
+    """Validate the file chunk by chunk: valid records staged in the lake (invisible until the
+    commit), rejected records, high-value sales and the totals the records add spooled for
+    publish. A redo first discards what an earlier attempt staged."""
     if state.done:
         return state
     failpoint(settings, "after_start", state.dataset)
