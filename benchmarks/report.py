@@ -124,4 +124,8 @@ def render(results: dict[str, Any]) -> str:
         *_targets(results),
         "",
     ]
+    if "outside" in results:
+        from benchmarks.outside import render as render_outside
+
+        out += [*render_outside(results["outside"]), ""]
     return "\n".join(out)

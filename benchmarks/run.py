@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import agree, latency
+from benchmarks import agree, latency, outside
 from benchmarks.approaches import APPROACHES
 from benchmarks.data import DATA_DIR, Inputs, inputs
 from benchmarks.report import render
@@ -172,6 +172,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency-preload", default=None, help="latency: rows pre-loaded (default: smallest size)"
     )
+    parser.add_argument(
+        "--outside-scale",
+        type=float,
+        default=1.0,
+        help="../shared/bench jobs: gen_thelook.py scale (1.0 = 5M order items)",
+    )
+    parser.add_argument("--no-outside", action="store_true", help="skip ../shared/bench")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
     sizes = [100_000] if args.quick else [parse_size(s) for s in args.sizes.split(",")]
@@ -194,6 +201,11 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             results["latency"] = latency.measure(inputs(preload), scratch, args.drops)
+        if outside.available() and not args.no_outside:
+            scale = 0.02 if args.quick else args.outside_scale
+            results["outside"] = outside.measure(scale, repeat, scratch)
+        elif not args.no_outside:
+            print(f"(no {outside.SHARED}: the outside reference jobs are skipped)", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     table = render(results)
@@ -201,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     failed = [s for s in results["sizes"] if not s["agree"]]
+    if "outside" in results and not results["outside"]["agree"]:
+        failed.append({**results["outside"], "rows": sum(results["outside"]["rows"].values())})
     for size in failed:
         print(f"DISAGREEMENT at {size['rows']:,} rows:", file=sys.stderr)
         for problem in size["problems"]:

@@ -242,3 +242,49 @@ def test_status_with_300k_letters_aggregates_in_the_store(tmp_path: Path) -> Non
         assert sum(1 for _ in fh) == LETTERS
     print(f"dlq export peak RSS: {export_peak:.0f} MB for {LETTERS:,} letters")
     assert export_peak - baseline < 64, f"export grew by {export_peak - baseline:.0f} MB"
+
+
+@pytest.mark.parametrize("failpoint", ["after_load", "after_aggregate", "after_lineage"])
+def test_a_redrive_killed_anywhere_is_finished_by_the_next_with_one_letter_each(
+    tmp_path: Path, failpoint: str
+) -> None:
+    """kill -9 during ``dlq redrive`` (before its commit, in its publish, after it), then
+    redrive again: the first run is finished (records that pass are stored once and their
+    letters REDRIVEN), the record that still fails keeps its one letter, and audit is clean."""
+    cli = Cli(tmp_path / "data")
+    for name, body in (("products.csv", PRODUCTS_CSV), ("orders.csv", ORDERS_CSV)):
+        (tmp_path / name).write_text(body)
+    cli.json("ingest", tmp_path / "products.csv", tmp_path / "orders.csv")
+    items = tmp_path / "items.csv"
+    items.write_text(
+        ITEMS_HEADER
+        + "2000,10,100,9,1,Complete,2024-03-01 10:00:00 UTC,,,,30.0\n"
+        + "2001,10,100,9,2,Complete,2024-03-01 10:00:00 UTC,,,,31.0\n"
+        + "2002,10,100,8,3,Complete,2024-03-01 10:00:00 UTC,,,,32.0\n"
+    )
+    cli.json("ingest", "--dataset", "order_items", items)
+    before = {x["raw"]["id"]: x["id"] for x in cli.json("dlq", "list")}
+    assert len(before) == 3
+    (tmp_path / "more.csv").write_text(
+        PRODUCTS_CSV.splitlines()[0] + "\n9,5.0,Hats,Cap,Acme,30.0,Men,SKU9,1\n"
+    )
+    cli.json("ingest", "--dataset", "products", tmp_path / "more.csv")
+
+    source = cli.json("dlq", "list")[0]["source_file"]
+    killed = cli.run(
+        "dlq", "redrive", "--file", source, code=None, env={"SALESFLOW_FAILPOINT": failpoint}
+    )
+    assert killed.returncode == -9, str(killed)
+    again = cli.json("dlq", "redrive", "--file", source)
+    assert (again["redriven"], again["still_failing"]) == (0, 1)  # 2000, 2001 went in run 1
+
+    letters = {x["raw"]["id"]: x for x in cli.json("dlq", "list", "--status", "ALL")}
+    assert {k: x["id"] for k, x in letters.items()} == before  # no letter added, none lost
+    assert {k: x["status"] for k, x in letters.items()} == {
+        "2000": "REDRIVEN",
+        "2001": "REDRIVEN",
+        "2002": "NEW",
+    }
+    assert cli.run("audit", "--json").json()["ok"] is True
+    stored = cli.json("query", "SELECT id FROM order_items ORDER BY id")
+    assert [r["id"] for r in stored] == [2000, 2001]

@@ -21,7 +21,7 @@ from typing import IO, Any
 from salesflow import layout
 from salesflow.config import Settings
 from salesflow.errors import SalesflowError
-from salesflow.models import DeadLetter, FileStatus, LetterEvent, LetterStatus, utcnow
+from salesflow.models import DeadLetter, FileStatus, LetterStatus, utcnow
 from salesflow.ops.letter_files import (
     FORMATS,
     Correction,
@@ -32,6 +32,7 @@ from salesflow.ops.letter_files import (
     read_corrections,
     restore,
 )
+from salesflow.pipeline.redrive import change
 from salesflow.pipeline.state import StepState
 from salesflow.ports import Backend, DeadLetters, LetterCount
 
@@ -121,21 +122,6 @@ def counts_by_rule(counts: Sequence[LetterCount], status: LetterStatus) -> dict[
     return dict(out)
 
 
-def _change(
-    letter: DeadLetter,
-    status: LetterStatus,
-    event: str,
-    now: datetime,
-    *,
-    run: int | None = None,
-    note: str = "",
-) -> DeadLetter:
-    letter.status = status
-    letter.updated_at = now
-    letter.history.append(LetterEvent(at=now, event=event, run=run, note=note))
-    return letter
-
-
 # ---------------------------------------------------------------- discard
 @dataclass
 class DiscardResult:
@@ -173,7 +159,7 @@ def discard(
             for letter in found.values():
                 if letter.status == LetterStatus.NEW:
                     open_.append(
-                        _change(letter, LetterStatus.DISCARDED, "discarded", now, note=reason)
+                        change(letter, LetterStatus.DISCARDED, "discarded", now, note=reason)
                     )
                 else:
                     result.skipped[letter.id] = letter.status.value
@@ -183,7 +169,7 @@ def discard(
     assert filters is not None
     selected = dataclasses.replace(filters, status=LetterStatus.NEW)
     for page in _batched(stream(letters, selected), PAGE):
-        changed = [_change(x, LetterStatus.DISCARDED, "discarded", now, note=reason) for x in page]
+        changed = [change(x, LetterStatus.DISCARDED, "discarded", now, note=reason) for x in page]
         letters.put(changed)
         result.discarded += len(changed)
     return result
@@ -218,77 +204,6 @@ class RedriveResult:
         }
 
 
-class _Folding:
-    """The letters port as a redrive file's processing sees it: a record that fails again
-    updates the letter it came from (same id: new raw and reasons, attempts + 1, a
-    ``still_failing`` event) instead of opening a letter of the redrive file.
-
-    TODO(lead): this is what ``pipeline.process_file(..., origins=...)`` does once the
-    pipeline publishes letters after its commit; then drop this class and pass ``origins``.
-    """
-
-    def __init__(self, inner: DeadLetters, origins: dict[int, str | None]) -> None:
-        self.inner = inner
-        self.origins = origins
-        self.failing: set[int] = set()
-
-    def put(self, letters: Sequence[DeadLetter]) -> None:
-        wanted = [i for i in (self.origins.get(x.record) for x in letters) if i]
-        olds = {x.id: x for x in self.inner.get(wanted)}
-        out = []
-        for letter in letters:
-            self.failing.add(letter.record)
-            origin = olds.get(self.origins.get(letter.record) or "")
-            if origin is None:
-                out.append(letter)  # a record a person added: a letter of its own
-                continue
-            origin.raw, origin.reasons = letter.raw, letter.reasons
-            origin.attempts += 1
-            out.append(
-                _change(
-                    origin, LetterStatus.NEW, "still_failing", letter.created_at, run=letter.seq
-                )
-            )
-        self.inner.put(out)
-
-    def get(self, ids: Sequence[str]) -> list[DeadLetter]:
-        return self.inner.get(ids)
-
-    def find(
-        self,
-        *,
-        status: LetterStatus | None = None,
-        dataset: str | None = None,
-        source_file: str | None = None,
-        rule: str | None = None,
-        seqs: Collection[int] | None = None,
-        limit: int | None = None,
-        after: str | None = None,
-    ) -> list[DeadLetter]:
-        return self.inner.find(
-            status=status,
-            dataset=dataset,
-            source_file=source_file,
-            rule=rule,
-            seqs=seqs,
-            limit=limit,
-            after=after,
-        )
-
-    def count(
-        self,
-        *,
-        status: LetterStatus | None = None,
-        dataset: str | None = None,
-        source_file: str | None = None,
-        rule: str | None = None,
-    ) -> int:
-        return self.inner.count(status=status, dataset=dataset, source_file=source_file, rule=rule)
-
-    def counts(self) -> list[LetterCount]:
-        return self.inner.counts()
-
-
 def redrive(
     backend: Backend,
     settings: Settings,
@@ -301,9 +216,11 @@ def redrive(
     the raw as stored or corrected by a person. One file per dataset and ``REDRIVE_BATCH``
     records. What passes is stored and its letter marked REDRIVEN by that file's run; what
     fails again keeps its letter (and id); records with no letter go to ``dataset``."""
-    from salesflow.pipeline.steps import process_file
+    from salesflow.pipeline import redrive as redrive_files
+    from salesflow.pipeline.steps import process_file, recover
 
     result = RedriveResult()
+    recover(backend, settings)  # a redrive killed earlier is finished first, letters and all
     stamp = (now or utcnow()).strftime("%Y%m%dT%H%M%S%f")
     counter = itertools.count(1)
     for chunk in _batched(items, REDRIVE_BATCH):
@@ -313,19 +230,16 @@ def redrive(
             if not file.origins:
                 continue
             key = layout.check_key(f"{layout.REDRIVE}{name}/{stamp}-{next(counter)}.{file.ext}")
+            redrive_files.write_origins(backend.store, key, file.origins)
             backend.store.put_bytes(key, file.body)
-            folding = _Folding(backend.letters, file.origins)
             state = process_file(
-                dataclasses.replace(backend, letters=folding),
-                settings,
-                key,
-                dataset=name,
-                dedup=False,
-                origin="redrive",
+                backend, settings, key, dataset=name, dedup=False, origin="redrive"
             )
             result.files.append(state)
             if state.status == FileStatus.SUCCESS:
-                _settle(backend.letters, file, folding.failing, state.seq, result)
+                _count(backend.letters, file, state, result)
+            else:
+                redrive_files.drop_origins(backend.store, key)
     return result
 
 
@@ -356,19 +270,17 @@ def _by_dataset(
     return dict(sorted(groups.items()))
 
 
-def _settle(
-    letters: DeadLetters, file: RedriveFile, failing: set[int], run: int, result: RedriveResult
+def _count(
+    letters: DeadLetters, file: RedriveFile, state: StepState, result: RedriveResult
 ) -> None:
-    """After a redrive file succeeded: letters of records that passed are REDRIVEN."""
-    now = utcnow()
-    passed = [i for n, i in file.origins.items() if n not in failing and i is not None]
-    result.added += sum(1 for n, i in file.origins.items() if i is None and n not in failing)
-    result.still_failing += sum(1 for n in failing if file.origins.get(n) is not None)
-    for part in _batched(passed, PAGE):
-        done = [
-            _change(x, LetterStatus.REDRIVEN, "redriven", now, run=run) for x in letters.get(part)
-        ]
-        for letter in done:
-            letter.attempts += 1
-        letters.put(done)
-        result.redriven += len(done)
+    """How the letters of a settled redrive file ended: REDRIVEN, or NEW (still failing)."""
+    ids = [i for i in file.origins.values() if i is not None]
+    failing = 0
+    for part in _batched(ids, PAGE):
+        for letter in letters.get(part):
+            if letter.status == LetterStatus.REDRIVEN:
+                result.redriven += 1
+            else:
+                failing += 1
+    result.still_failing += failing
+    result.added += len(file.origins) - len(ids) - (state.rejected - failing)

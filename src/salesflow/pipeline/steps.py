@@ -49,6 +49,7 @@ from salesflow.errors import (
 )
 from salesflow.kpis.refresh import refresh_kpis_of
 from salesflow.models import FileRecord, FileStatus, utcnow
+from salesflow.pipeline import redrive
 from salesflow.pipeline.lake import identify, micros, replaces_source, sum_totals, totals_of
 from salesflow.pipeline.routing import dead_letters, high_value_alerts
 from salesflow.pipeline.state import StepState
@@ -499,9 +500,18 @@ def publish(
         return StepState.of(record)
     spec = get_spec(record.dataset)
     backend.lake.publish(spec.name, record.seq)
+    now = now or utcnow()
+    origins = redrive.read_origins(backend.store, record.key) if record.origin else None
+    failing: set[int] = set()
     with _spooled(backend, record.seq, "rejected-") as frames:
         for rejected in frames:
-            backend.letters.put(dead_letters(spec.name, record.key, record.seq, rejected))
+            fresh = dead_letters(spec.name, record.key, record.seq, rejected)
+            if origins is not None:  # a redrive: records failing again keep their letter
+                failing.update(x.record for x in fresh)
+                fresh = redrive.fold(backend.letters, fresh, origins, record.seq, now)
+            backend.letters.put(fresh)
+    if origins is not None:
+        redrive.settle(backend.letters, origins, failing, record.seq, now)
     threshold = settings.alerts.threshold_for(spec.name)
     sinks = [n.name for n in backend.notifiers]
     with _spooled(backend, record.seq, LOST) as frames:
@@ -533,6 +543,8 @@ def publish(
     _drop_spool(backend, record.seq)
     record.settled = True
     backend.tables.update_file(record)
+    if origins is not None:
+        redrive.drop_origins(backend.store, record.key)
     published = StepState.of(record)
     published.alerts = state.alerts
     return published
@@ -568,6 +580,8 @@ def fail(
     if backend.tables.update_file(record, expect=FileStatus.IN_PROGRESS):
         log.info("file failed: %s", error)  # INFO: the caller reports it (CLI: stderr)
         _move_if_unchanged(backend, record)
+        if record.origin:  # its letters stay open as they were
+            redrive.drop_origins(backend.store, record.key)
     return StepState.of(record)
 
 
