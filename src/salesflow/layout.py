@@ -11,8 +11,6 @@ INBOX = "inbox/"
 PROCESSED = "processed/"
 FAILED = "failed/"
 LAKE = "lake/"
-STAGING = "_staging/"
-"""Below ``lake/<dataset>/``: fragments not yet committed (readers skip ``_`` folders)."""
 WORK = "work/"
 """Per file version: spooled dead letters and alerts, read by publish after the commit."""
 RUNS = "work/runs/"
@@ -115,11 +113,17 @@ def archive_key_for(key: str, dataset: str, seq: int, *, ok: bool, when: datetim
     return f"{root}year={when:%Y}/month={when:%m}/{dataset}/{folder}{seq:012d}-{base}"
 
 
-def staging_key(path: str, commit: int) -> str:
-    """Where fragment ``path`` (``lake/<dataset>/...``) lives until commit ``commit`` is
-    published: ``lake/<dataset>/_staging/<commit>/...``."""
-    head, dataset, rest = path.split("/", 2)
-    return f"{head}/{dataset}/{STAGING}{commit:012d}/{rest}"
+def staging_key(path: str) -> str:
+    """Where fragment ``path`` lives until its commit is published: beside it, under a name
+    that directory readers skip (a leading ``_`` for Spark, Hive, Athena and Arrow datasets,
+    no ``.parquet`` suffix for ``**/*.parquet`` globs), so publishing is a rename within
+    one folder.
+
+    >>> staging_key("lake/orders/year=2024/month=01/part-000000000007-00000.parquet")
+    'lake/orders/year=2024/month=01/_part-000000000007-00000.parquet.staged'
+    """
+    folder, _, name = path.rpartition("/")
+    return f"{folder}/_{name}.staged"
 
 
 def work_key(seq: int, name: str) -> str:

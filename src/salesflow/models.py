@@ -327,9 +327,11 @@ class Fragment:
     """One Parquet file of the lake, as the catalog knows it.
 
     It is visible iff commit ``created_by`` is committed and ``retired_by`` (if set) is not.
-    Until ``published`` it lives at ``layout.staging_key(path, created_by)``. The zone maps
-    (``min_key``/``max_key`` on ``_key``, ``min_seq``/``max_seq`` on the rows' ``_seq``) let a
-    lookup skip fragments that cannot hold what it looks for.
+    Until ``published`` it lives at ``layout.staging_key(path)``. The zone maps
+    (``min_key``/``max_key`` on ``_key``, ``min_seq``/``max_seq`` on the rows' ``_seq``,
+    ``min_source``/``max_source`` on ``_source``) let a lookup skip fragments that cannot hold
+    what it looks for. Keys are ordered shorter first, then by their UTF-8 bytes, so integer
+    ids order numerically and a file of new ids misses every older fragment.
     """
 
     dataset: str
@@ -345,6 +347,8 @@ class Fragment:
     retired_by: int | None = None
     published: bool = False
     bytes: int = 0
+    min_source: str | None = None
+    max_source: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ Conventions every adapter keeps:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from salesflow.models import (
@@ -43,8 +44,13 @@ class ObjectStore(Protocol):
     def put_bytes(self, key: str, data: bytes) -> None:
         """Write ``data`` at ``key``; readers see the old object or the new one, never a part."""
 
-    def put_file(self, key: str, path: Path) -> None:
-        """Upload a local file to ``key`` (atomically visible, like ``put_bytes``)."""
+    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        """Upload a local file to ``key`` (atomically visible, like ``put_bytes``).
+
+        With ``move``, ``path`` is a temporary file the caller gives away: the local store
+        renames it into place (no copy of a 200 MB fragment), the others upload it and remove
+        it. Either way it is gone once this returns.
+        """
 
     def get_bytes(self, key: str) -> bytes:
         """The whole object. Raises ``FileNotFoundError`` if it does not exist."""
@@ -87,20 +93,12 @@ class AggregateSpec:
 
 @runtime_checkable
 class RecordStore(Protocol):
-    """Valid records per dataset, upserted by key.
+    """The read side of the record store (the ``Lake``): what engines and reports need.
 
     Frames carry the dataset's typed columns plus ``_key`` (Utf8, the record key), ``_seq``
-    (Int64, the lineage ``seq`` of the file that wrote it) and ``_day`` (Date, the business
-    day; partitions the lake). When two files hold the same key, the higher ``_seq`` wins.
+    (Int64, the lineage ``seq`` of the file version that wrote it), ``_day`` (Date, the
+    business day; partitions the lake) and ``_arrived``. Exactly one row per key is visible.
     """
-
-    def write(self, dataset: str, seq: int, frame: pl.DataFrame, *, part: int = 0) -> None:
-        """Store one part (a chunk) of the valid records of file ``seq``. Writing the same
-        ``(seq, part)`` again replaces what it wrote before, so a redo never duplicates; the
-        pipeline calls ``drop(dataset, seq)`` before redoing a file."""
-
-    def drop(self, dataset: str, seq: int) -> None:
-        """Remove whatever file ``seq`` wrote (used when a file is redone or fails)."""
 
     def read(
         self,
@@ -109,16 +107,8 @@ class RecordStore(Protocol):
         days: Collection[date] | None = None,
         columns: Sequence[str] | None = None,
     ) -> pl.DataFrame:
-        """The current version of every record (latest ``_seq`` per ``_key``), optionally
-        only those whose ``_day`` is in ``days``. Always includes ``_key``, ``_seq``, ``_day``."""
-
-    def previous_days(self, dataset: str, keys: pl.Series, *, before_seq: int) -> pl.DataFrame:
-        """``_key`` and ``_day`` of the stored version of each of ``keys`` written by a file
-        older than ``before_seq``: the days a new version of those records takes them from.
-        Costs what ``keys`` cost, not what the store holds (a Query/BatchGetItem on AWS)."""
-
-    def count_by_seq(self, dataset: str) -> dict[int, int]:
-        """How many rows each file wrote (before dedup); the audit compares it with lineage."""
+        """The current version of every record, optionally only those whose ``_day`` is in
+        ``days``. Always includes ``_key``, ``_seq``, ``_day``, ``_arrived``."""
 
 
 @runtime_checkable
@@ -275,6 +265,116 @@ class Catalog(Protocol):
         """Write a bare commit marker (a compaction's)."""
 
 
+def _no_rows() -> pl.DataFrame:
+    import polars as pl  # only when a commit resolves: the light Lambdas never do
+
+    return pl.DataFrame()
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What a commit changes beyond its own rows, for the caller's totals and counts.
+
+    ``replaced``: the visible rows the commit removes (every column: their amounts and groups
+    leave the totals). ``superseded``: the commit's rows that lost to a newer version.
+    ``duplicates``: its rows already stored from the same file version. Both with every
+    column. ``days``: the business days of the replaced rows (their KPIs change).
+    """
+
+    replaced: pl.DataFrame = field(default_factory=_no_rows)
+    superseded: pl.DataFrame = field(default_factory=_no_rows)
+    duplicates: pl.DataFrame = field(default_factory=_no_rows)
+    days: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What a compaction did: ``merged`` fragments into ``written`` ones, holding ``rows``."""
+
+    merged: int = 0
+    written: int = 0
+    rows: int = 0
+
+
+@runtime_checkable
+class LakeStaging(Protocol):
+    """One commit's rows on their way into the lake (invisible until the commit marker)."""
+
+    def write(self, frame: pl.DataFrame) -> None:
+        """Stage a chunk: the dataset's typed columns plus ``_key`` (Utf8), ``_day`` (Date),
+        ``_arrived`` (Int64, µs since the epoch: the file's arrival), ``_seq`` (Int64, the
+        file version), ``_source`` (Utf8) and ``_record`` (Int64)."""
+
+    def close(self) -> list[Fragment]:
+        """Put the staged fragments in the store and the catalog; return them."""
+
+    def __enter__(self) -> LakeStaging: ...
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None: ...
+
+
+@runtime_checkable
+class Lake(RecordStore, Protocol):
+    """The record store: Parquet fragments over an ``ObjectStore`` that hold exactly the
+    current version of each key after every commit (``docs/design.md`` §4). A commit is
+    ``stage``d without a lock, ``resolve``d and marked committed under
+    ``locks.hold(lock_name(dataset))``, then ``publish``ed; ``discard`` undoes one that did not
+    commit."""
+
+    def lock_name(self, dataset: str) -> str:
+        """The lock held from ``resolve`` to the commit marker."""
+
+    def stage(self, dataset: str, commit: int) -> LakeStaging:
+        """Open the staging of ``commit``'s rows."""
+
+    def resolve(
+        self,
+        dataset: str,
+        commit: int,
+        *,
+        replace_sources: Mapping[str, tuple[int, int]] | None = None,
+    ) -> Resolution:
+        """Settle the commit's conflicts with the visible rows (copy-on-write), under the
+        lock; ``replace_sources`` maps a source to the version ``(arrived, seq)`` that
+        replaces all of that source's older rows."""
+
+    def discard(self, dataset: str, commit: int) -> None:
+        """Forget what an uncommitted ``commit`` staged or retired (idempotent)."""
+
+    def publish(self, dataset: str, commit: int) -> None:
+        """After the marker: fragments to their final paths, replaced ones deleted, then
+        compaction if due (idempotent)."""
+
+    def compact(self, dataset: str) -> Compaction:
+        """Merge every month's small fragments (``salesflow compact``)."""
+
+    def read(
+        self,
+        dataset: str,
+        *,
+        days: Collection[date] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """The current records (always with ``_key``, ``_seq``, ``_day``, ``_arrived``)."""
+
+    def lookup(self, dataset: str, keys: pl.Series, *, columns: Sequence[str] = ()) -> pl.DataFrame:
+        """The current rows of ``keys``, reading only fragments that may hold them."""
+
+    def contains(self, dataset: str, values: pl.Series) -> pl.Series:
+        """Per value: is a record with that key stored?"""
+
+    def local_paths(self, dataset: str) -> AbstractContextManager[list[Path]]:
+        """Local files of the visible fragments, for DuckDB or Spark."""
+
+    def rows_by_seq(self, dataset: str) -> dict[int, int]:
+        """Visible rows per file version (the audit)."""
+
+
 @runtime_checkable
 class Locks(Protocol):
     """Named mutual exclusion across processes: one writer per dataset resolves and commits,
@@ -355,13 +455,19 @@ class Backend:
     """Everything the pipeline talks to, built once by ``salesflow.adapters.build_backend``."""
 
     store: ObjectStore
-    records: RecordStore
+    lake: Lake
+    locks: Locks
     tables: Tables
     letters: DeadLetters
     notifiers: list[Notifier]
 
+    @property
+    def records(self) -> RecordStore:
+        """The lake's read side (what engines and reports read)."""
+        return self.lake
+
     def close(self) -> None:
-        for part in (self.store, self.records, self.tables, self.letters, *self.notifiers):
+        for part in (self.store, self.lake, self.tables, self.letters, *self.notifiers):
             closer = getattr(part, "close", None)
             if callable(closer):
                 closer()

@@ -36,8 +36,8 @@ def test_query_never_shows_a_superseded_version(tmp_path: Path) -> None:
     cli.json("ingest", "--dataset", "orders_json", tmp_path / "v1.csv")
     cli.json("ingest", "--dataset", "orders_json", tmp_path / "v2.csv")
     with backend_of(cli.data_dir) as backend:
-        written = sum(backend.records.count_by_seq("orders_json").values())
-    assert written == 3  # both versions of Q-1 are on disk
+        written = sum(backend.lake.rows_by_seq("orders_json").values())
+    assert written == 2  # the lake holds the current version of each order only
 
     rows = cli.json("query", "SELECT order_id, qty FROM orders_json ORDER BY order_id")
     assert rows == [{"order_id": "Q-1", "qty": 5}, {"order_id": "Q-2", "qty": 2}]

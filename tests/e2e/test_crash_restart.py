@@ -112,7 +112,8 @@ def _lake(bucket: Path) -> dict[str, Rows]:
         if key.endswith(".parquet"):
             dataset = key.split("/")[1]
             name = _month_free(key) if dataset in PROCESSING_DAY else key
-            out[name or key] = Rows.of(pl.read_parquet(bucket / key), dataset)
+            frame = pl.read_parquet(bucket / key, hive_partitioning=False).drop("_arrived")
+            out[name or key] = Rows.of(frame, dataset)
     return out
 
 
@@ -138,7 +139,11 @@ LETTER_COLUMNS = ("id", "dataset", "source_file", "record", "reasons", "raw", "s
 def snapshot(data_dir: Path) -> dict[str, Any]:
     """Everything a data dir holds as plain data, without timestamps and attempt counters."""
     with backend_of(data_dir) as backend:
-        records = {name: Rows.of(backend.records.read(name), name) for name in sorted(SPECS)}
+        records = {
+            # _arrived is the wall-clock time each run placed the file: left out like the others
+            name: Rows.of(backend.lake.read(name).drop("_arrived"), name)
+            for name in sorted(SPECS)
+        }
         lineage = {
             f.key: (
                 f.dataset,

@@ -9,8 +9,10 @@ import pytest
 
 from salesflow.adapters import BACKENDS, build_backend, build_notifiers
 from salesflow.adapters.alerts import JsonlNotifier, LogNotifier, SmtpNotifier, WebhookNotifier
-from salesflow.adapters.local.records import ParquetRecordStore
+from salesflow.adapters.lake import ParquetLake
+from salesflow.adapters.local.locks import LocalLocks
 from salesflow.adapters.local.store import LocalObjectStore
+from salesflow.adapters.sqlite.catalog import SqliteCatalog
 from salesflow.adapters.sqlite.letters import SqliteDeadLetters
 from salesflow.adapters.sqlite.tables import SqliteTables
 from salesflow.config import Settings
@@ -22,11 +24,13 @@ def test_local_backend_lives_under_the_data_dir(tmp_path: Path) -> None:
     backend = build_backend(settings)
     try:
         assert isinstance(backend.store, LocalObjectStore)
-        assert isinstance(backend.records, ParquetRecordStore)
+        assert isinstance(backend.lake, ParquetLake) and backend.lake.store is backend.store
+        assert isinstance(backend.lake.catalog, SqliteCatalog)
+        assert backend.lake.catalog.db.path == settings.db_path
+        assert isinstance(backend.locks, LocalLocks)
         assert isinstance(backend.tables, SqliteTables)
         assert isinstance(backend.letters, SqliteDeadLetters)
         assert backend.store.root == settings.bucket_dir
-        assert backend.records.root == settings.bucket_dir
         assert backend.tables.db.path == backend.letters.db.path == settings.db_path
         assert settings.db_path.exists() and settings.bucket_dir.is_dir()
         log, jsonl = backend.notifiers

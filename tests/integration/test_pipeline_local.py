@@ -108,7 +108,7 @@ def test_a_run_cut_short_is_finished_by_recover_on_a_fresh_backend(
         assert fresh.tables.get_file(state.seq).status == FileStatus.IN_PROGRESS  # type: ignore[union-attr]
         [done] = recover(fresh, settings)
         assert (done.status, done.seq, done.valid) == ("SUCCESS", state.seq, 5)
-        assert fresh.records.count_by_seq("order_items") == {state.seq: 5}
+        assert fresh.lake.rows_by_seq("order_items") == {state.seq: 5}
         assert not fresh.store.exists(key)
         assert len(fresh.tables.list_alerts()) == 1
         assert audit(fresh).ok

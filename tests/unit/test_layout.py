@@ -81,9 +81,10 @@ def test_temporary_names(key: str, temporary: bool) -> None:
 def test_lake_and_staging_keys() -> None:
     path = layout.lake_key("orders", 2024, 3, 7, 2)
     assert path == "lake/orders/year=2024/month=03/part-000000000007-00002.parquet"
-    assert layout.staging_key(path, 7) == (
-        "lake/orders/_staging/000000000007/year=2024/month=03/part-000000000007-00002.parquet"
-    )
+    staged = layout.staging_key(path)
+    assert staged == "lake/orders/year=2024/month=03/_part-000000000007-00002.parquet.staged"
+    # beside its final path (publish is a rename in one folder), hidden from directory readers
+    assert not staged.endswith(".parquet") and staged.rpartition("/")[2].startswith("_")
 
 
 def test_step_state_round_trips() -> None:

@@ -80,7 +80,7 @@ def test_same_content_under_another_key_is_duplicate_and_changes_nothing(
     )
     assert state.status == "DUPLICATE"
     assert backend.letters.count() == letters
-    assert backend.records.count_by_seq("orders_json") == {1: 1}
+    assert backend.lake.rows_by_seq("orders_json") == {1: 1}
     assert backend.store.exists(state.archive_key or "")
     assert audit(backend).ok
 
@@ -126,7 +126,7 @@ def test_crash_after_load_is_redone_without_duplicates(
     load(backend, settings, state)  # ... and the process dies here
     [redone] = recover(backend, settings)
     assert redone.status == "SUCCESS" and redone.seq == state.seq
-    assert backend.records.count_by_seq("orders_json") == {state.seq: 1}
+    assert backend.lake.rows_by_seq("orders_json") == {state.seq: 1}
     assert backend.letters.count() == 1
     record = backend.tables.get_file(state.seq)
     assert record is not None and record.attempts == 2
@@ -222,7 +222,7 @@ def test_same_file_sent_again_to_the_same_key_is_duplicate(
     assert (first.status, again.status) == ("SUCCESS", "DUPLICATE")
     assert again.seq != first.seq and again.archive_key != first.archive_key
     assert not backend.store.exists(key)
-    assert backend.records.count_by_seq("orders_json") == {first.seq: 1}
+    assert backend.lake.rows_by_seq("orders_json") == {first.seq: 1}
     assert audit(backend).ok
 
 

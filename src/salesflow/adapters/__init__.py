@@ -54,16 +54,29 @@ def build_notifiers(settings: Settings) -> list[Notifier]:
 
 
 def _local(settings: Settings) -> Backend:
-    from salesflow.adapters.local.records import ParquetRecordStore
+    from salesflow.adapters.lake import ParquetLake
+    from salesflow.adapters.local.locks import LocalLocks
     from salesflow.adapters.local.store import LocalObjectStore
+    from salesflow.adapters.sqlite.catalog import SqliteCatalog
     from salesflow.adapters.sqlite.letters import SqliteDeadLetters
     from salesflow.adapters.sqlite.tables import SqliteTables
 
     notifiers = build_notifiers(settings)
+    store = LocalObjectStore(settings.bucket_dir)
+    tables = SqliteTables(settings.db_path, busy_seconds=settings.sqlite_busy_seconds)
+    locks = LocalLocks(settings.data_dir / "locks")
+    lake = ParquetLake(
+        store,
+        SqliteCatalog(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
+        locks,
+        work_dir=settings.data_dir / "work",  # beside the bucket: fragments are renamed in
+        new_commit=tables.next_seq,
+    )
     return Backend(
-        store=LocalObjectStore(settings.bucket_dir),
-        records=ParquetRecordStore(settings.bucket_dir),
-        tables=SqliteTables(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
+        store=store,
+        lake=lake,
+        locks=locks,
+        tables=tables,
         letters=SqliteDeadLetters(settings.db_path, busy_seconds=settings.sqlite_busy_seconds),
         notifiers=notifiers,
     )

@@ -101,7 +101,7 @@ def validate_load(rt: Runtime, metrics: Metrics, key: str, dataset: str, result:
 
 
 def aggregate(rt: Runtime, metrics: Metrics, results: str) -> list[StepState]:
-    """Publish the stage's committed files after one totals and KPI refresh per dataset,
+    """Publish the stage's committed files after one KPI refresh per dataset,
     over the union of the days they touched (seed 004: one KPI step per stage).
 
     If the refresh cannot be done, nothing is failed: the files are committed (their records
@@ -109,7 +109,7 @@ def aggregate(rt: Runtime, metrics: Metrics, results: str) -> list[StepState]:
     cause in their lineage rows, and ``KpisFailed`` makes the task exit non-zero for the
     state machine to retry it (then alarm). The sweep or the next run publishes them."""
     from salesflow.engines import engine_for
-    from salesflow.kpis import refresh_aggregates
+    from salesflow.kpis.refresh import refresh_kpis_of
     from salesflow.pipeline.steps import describe, publish
 
     backend, settings = rt.backend, rt.settings
@@ -124,7 +124,10 @@ def aggregate(rt: Runtime, metrics: Metrics, results: str) -> list[StepState]:
         for dataset, group in groupby(by_dataset, key=lambda s: s.dataset):
             files = list(group)
             days = sorted({d for s in files for d in s.day_dates})
-            refresh_aggregates(backend.records, backend.tables, dataset, days, engine_for(settings))
+            for state in files:  # their fragments to their final paths first (idempotent)
+                backend.lake.publish(dataset, state.seq)
+            # Totals move by each commit's deltas in publish; the KPIs are recomputed once.
+            refresh_kpis_of(backend.lake, backend.tables, dataset, days, engine_for(settings))
             log().info("aggregated", extra={"dataset": dataset, "files": len(files)})
     except TransientError:
         raise

@@ -82,6 +82,23 @@ def refresh_totals(
     _replace(tables, TOTALS, fresh, column="scope", values=scopes)
 
 
+def refresh_kpis_of(
+    records: RecordStore,
+    tables: Tables,
+    dataset: str,
+    days: Collection[date],
+    engine: Engine | None = None,
+) -> None:
+    """The KPIs a commit of ``dataset`` touching ``days`` can change, recomputed from the
+    lake by ``engine`` (totals are kept by deltas: ``Tables.apply_totals``). A products file
+    can move items between categories, so it refreshes every KPI day."""
+    if dataset == "order_items":
+        refresh_kpis(records, tables, days, engine)
+    elif dataset == "products":
+        stored = tables.read_aggregates(ORDER_KPIS)
+        refresh_kpis(records, tables, stored.get_column("day").to_list(), engine)
+
+
 def refresh_aggregates(
     records: RecordStore,
     tables: Tables,

@@ -54,7 +54,11 @@ def audit(backend: Backend) -> AuditReport:
     for record in files:
         _check_file(backend, report, record)
     _check_letters(backend, report, files)
-    _check_aggregates(backend, report, {r.dataset for r in files})
+    try:
+        _check_lake(backend, report, files)
+        _check_aggregates(backend, report, {r.dataset for r in files})
+    except FileNotFoundError as exc:  # a visible fragment's file was deleted behind our back
+        report.check("lake_files", False, f"{exc}; restore it from a backup")
     return report
 
 
@@ -155,6 +159,41 @@ def _check_letters(backend: Backend, report: AuditReport, files: list[FileRecord
             per_seq[record.seq] == record.rejected,
             f"{_name(record)}: {record.rejected} rejected records but "
             f"{per_seq[record.seq]} letters",
+        )
+
+
+def _check_lake(backend: Backend, report: AuditReport, files: list[FileRecord]) -> None:
+    """The lake holds rows of committed versions only, no more of each than it kept
+    (``valid - superseded``; later versions may have replaced some), and one row per key."""
+    committed: dict[str, dict[int, FileRecord]] = {}
+    for record in files:
+        if record.status == FileStatus.SUCCESS:
+            committed.setdefault(record.dataset, {})[record.seq] = record
+    datasets = {r.dataset for r in files if r.status == FileStatus.SUCCESS}
+    for dataset in sorted(datasets):
+        held = backend.lake.rows_by_seq(dataset)
+        mine = committed.get(dataset, {})
+        strays = sorted(set(held) - set(mine))
+        report.check(
+            "lake_rows",
+            not strays,
+            f"{dataset}: rows of versions that did not commit (seq {strays[:5]})",
+        )
+        for seq, rows in sorted(held.items()):
+            found = mine.get(seq)
+            if found is None:
+                continue
+            kept = found.valid - found.superseded
+            report.check(
+                "lake_rows",
+                rows <= kept,
+                f"{_name(found)}: the lake holds {rows} of its rows, it kept {kept}",
+            )
+        keys = backend.lake.read(dataset, columns=[]).get_column("_key")
+        report.check(
+            "one_version",
+            keys.n_unique() == keys.len(),
+            f"{dataset}: {keys.len() - keys.n_unique()} keys held by more than one row",
         )
 
 

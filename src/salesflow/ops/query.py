@@ -10,17 +10,17 @@ Relations a query can name (only those it names are built):
   (``raw->>'email'``), ``rules`` as a list;
 - ``alerts`` and ``pending``.
 
-Where the records come from is decided in one place, ``dataset_source``: Parquet files read
-by DuckDB where the lake is a local folder, else the record store's own ``read``.
+A dataset is read by DuckDB from the lake's visible fragments (``Lake.local_paths``: the
+files themselves locally, downloaded copies from S3), which hold exactly the current records.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -36,49 +36,11 @@ if TYPE_CHECKING:
 FILE_RETRIES = 3
 """A fragment may vanish between listing and reading (compaction): list again, this often."""
 
-_DEDUP = "__salesflow_rank"
 
-
-@dataclass(frozen=True)
-class ParquetSource:
-    """Local Parquet files holding a dataset's records. ``current`` says they hold only the
-    current version of each record; otherwise the view keeps the latest ``_seq`` per ``_key``."""
-
-    paths: list[Path]
-    current: bool
-
-
-def dataset_source(backend: Backend, dataset: str) -> ParquetSource | None:
-    """Where the records of ``dataset`` can be read as Parquet files, or None (read them
-    through the record store).
-
-    The lake being rebuilt lists its visible fragments (``local_paths``), which hold exactly
-    the current versions; today's local lake (``fragments``) keeps every version on disk.
-    """
-    records: Any = backend.records
-    visible = getattr(records, "local_paths", None)
-    if callable(visible):
-        return ParquetSource([Path(p) for p in visible(dataset)], current=True)
-    every = getattr(records, "fragments", None)
-    if callable(every):
-        found = list(every(dataset))
-        if all(isinstance(p, Path) for p in found):
-            return ParquetSource(found, current=False)
-    return None
-
-
-def _dataset_sql(source: ParquetSource) -> str:
-    files = "[" + ", ".join(_literal(p.as_posix()) for p in source.paths) + "]"
-    scan = f"read_parquet({files}, union_by_name = true, hive_partitioning = false"
-    if source.current:
-        return f"SELECT * FROM {scan})"
-    # Older versions stay on disk until ``compact``: the latest _seq per _key wins, and on a
-    # tie the fragment written last (part-<seq>-<part>.parquet sorts in write order).
-    return (
-        f"SELECT * EXCLUDE ({_DEDUP}, filename) FROM (SELECT *, row_number() OVER ("
-        f"PARTITION BY _key ORDER BY _seq DESC, parse_filename(filename) DESC) AS {_DEDUP} "
-        f"FROM {scan}, filename = true)) WHERE {_DEDUP} = 1"
-    )
+def _dataset_sql(paths: list[Path]) -> str:
+    """A view over the visible fragments: exactly the current version of each record."""
+    files = "[" + ", ".join(_literal(p.as_posix()) for p in paths) + "]"
+    return f"SELECT * FROM read_parquet({files}, union_by_name = true, hive_partitioning = false)"
 
 
 def _literal(text: str) -> str:
@@ -230,15 +192,19 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _bind(con: duckdb.DuckDBPyConnection, backend: Backend, names: set[str]) -> None:
+def _bind(
+    con: duckdb.DuckDBPyConnection, backend: Backend, names: set[str], files: ExitStack
+) -> None:
+    """Views of ``names``: datasets over the lake's visible fragments (local files, kept
+    while ``files`` is open), the state tables as frames."""
     builders = tables(backend)
     for name in sorted(names):
         if name in SPECS:
-            source = dataset_source(backend, name)
-            if source is not None and source.paths:
-                con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {_dataset_sql(source)}')
+            paths = files.enter_context(backend.lake.local_paths(name))
+            if paths:
+                con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS {_dataset_sql(paths)}')
             else:
-                con.register(name, backend.records.read(name))
+                con.register(name, backend.lake.read(name))
         elif name in builders:
             con.register(name, builders[name]())
 
@@ -285,9 +251,10 @@ def query(backend: Backend, sql: str) -> pl.DataFrame:
     for attempt in range(FILE_RETRIES):
         con = _connect()
         try:
-            _bind(con, backend, _named(con, sql))
-            relation = con.sql(sql)
-            result: pl.DataFrame = relation.pl() if relation is not None else pl.DataFrame()
+            with ExitStack() as files:
+                _bind(con, backend, _named(con, sql), files)
+                relation = con.sql(sql)
+                result: pl.DataFrame = relation.pl() if relation is not None else pl.DataFrame()
             return _whole_numbers(result)
         except duckdb.IOException as exc:
             if attempt + 1 == FILE_RETRIES:

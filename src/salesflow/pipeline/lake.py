@@ -1,34 +1,75 @@
-"""The curated lake's layout: records of one chunk split into monthly Parquet fragments."""
+"""What the pipeline adds to a file's valid records before they go to the lake, and what a
+commit changes in the totals.
+
+Identity (``docs/design.md`` §1): every row carries its file version (``_seq``), its arrival
+(``_arrived``, µs since the epoch), its source (the file's name) and its record number. Online
+Retail lines have no key of their own: a line is ``<source>|<record>``, so files with other
+names never touch each other and a re-sent file replaces its earlier version's lines.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
 import polars as pl
 
-from salesflow.layout import lake_key
+from salesflow.datasets.spec import DatasetSpec
+from salesflow.kpis.aggregates import TOTALS, TOTALS_BY, totals
+from salesflow.models import FileRecord
 
 
-def lake_fragments(
-    dataset: str, seq: int, part: int, frame: pl.DataFrame
-) -> tuple[pl.DataFrame, dict[str, pl.DataFrame]]:
-    """The chunk with ``_key``/``_seq``/``_day`` normalised, and its rows by lake key
-    (``lake/<dataset>/year=YYYY/month=MM/part-<seq>-<part>.parquet``; no day: year 0000).
+def micros(when: datetime) -> int:
+    """``when`` as µs since the epoch (the lake's ``_arrived``)."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1_000_000)
 
-    Every record store writes the same fragments, so the lake reads the same on any backend.
-    """
-    missing = {"_key", "_day"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"records of {dataset!r} lack the columns {sorted(missing)}")
-    frame = frame.with_columns(
-        pl.col("_key").cast(pl.String),
-        pl.lit(seq, dtype=pl.Int64).alias("_seq"),
-        pl.col("_day").cast(pl.Date),
+
+def replaces_source(spec: DatasetSpec) -> bool:
+    """Whether a file of ``spec`` replaces every line of its source's earlier versions (the
+    datasets whose records are lines keyed by their place in the file: Online Retail)."""
+    return spec.line_key is not None
+
+
+def identify(spec: DatasetSpec, record: FileRecord, valid: pl.DataFrame) -> pl.DataFrame:
+    """``valid`` with the version columns the lake stages: ``_seq``, ``_arrived``, ``_source``,
+    ``_record``, and for line datasets ``_key = <source>|<record>``."""
+    source = record.source
+    frame = valid.with_columns(
+        pl.lit(record.seq, dtype=pl.Int64).alias("_seq"),
+        pl.lit(micros(record.arrived_at or record.started_at), dtype=pl.Int64).alias("_arrived"),
+        pl.lit(source, dtype=pl.String).alias("_source"),
+        pl.col("_record").cast(pl.Int64),
     )
-    months = frame.with_columns(
-        pl.col("_day").dt.year().fill_null(0).alias("__y"),
-        pl.col("_day").dt.month().fill_null(0).alias("__m"),
-    ).partition_by(["__y", "__m"], as_dict=True, include_key=False, maintain_order=True)
-    fragments = {
-        lake_key(dataset, int(y), int(m), seq, part): rows
-        for (y, m), rows in sorted(months.items())
-    }
-    return frame, fragments
+    if replaces_source(spec):
+        frame = frame.with_columns(
+            pl.concat_str([pl.lit(source), pl.col("_record").cast(pl.String)], separator="|")
+            .cast(pl.String)
+            .alias("_key")
+        )
+    return frame
+
+
+def totals_of(dataset: str, rows: pl.DataFrame, *, sign: int = 1) -> pl.DataFrame:
+    """The ``TOTALS`` rows ``rows`` make up (negated with ``sign=-1``)."""
+    if dataset not in TOTALS_BY or rows.is_empty():
+        return pl.DataFrame(schema=TOTALS.schema)
+    frame = totals(dataset, rows)
+    if sign < 0:
+        frame = frame.with_columns(-pl.col("total_amount"), -pl.col("records"))
+    return frame
+
+
+def sum_totals(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """``parts`` (``TOTALS`` rows) added up per group."""
+    frames = [p.select(TOTALS.columns) for p in parts if not p.is_empty()]
+    if not frames:
+        return pl.DataFrame(schema=TOTALS.schema)
+    key = list(TOTALS.key)
+    return (
+        pl.concat(frames)
+        .group_by(key, maintain_order=True)
+        .agg(pl.col(c).sum() for c in TOTALS.columns if c not in key)
+        .select(TOTALS.columns)
+    )

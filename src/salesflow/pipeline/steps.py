@@ -7,12 +7,14 @@ same state as a run with no crash:
 - ``claim`` hashes the object and claims its version with a conditional lineage write
   (attempts counted before any work, so they survive ``kill -9``), or resumes a crashed
   claim, or records a DUPLICATE;
-- ``load`` validates chunk by chunk: valid records to the record store, rejected records and
+- ``load`` validates chunk by chunk: valid records staged in the lake, rejected records and
   alerts spooled under ``work/<seq>/`` for publish;
-- ``commit`` checks the object is still the version that was read, then marks lineage
-  SUCCESS with the commit marker in one transaction;
-- ``publish`` sends the spooled letters and alerts, refreshes totals and KPIs, moves the object
-  to its unique archive key, and marks the row settled.
+- ``commit`` checks the object is still the version that was read, then, holding the
+  dataset's lock, resolves the staged rows against the visible ones (``Lake.resolve``) and
+  marks lineage SUCCESS with the commit marker in one transaction: the rows become visible;
+- ``publish`` publishes the lake fragments, sends the spooled letters and alerts, applies the
+  totals delta once, refreshes KPIs, moves the object to its unique archive key, and marks
+  the row settled.
 
 ``process_file`` runs them in a row and isolates failures: anything raised while one file is
 processed fails that file, never the caller. Only the state store's own failures propagate.
@@ -44,11 +46,12 @@ from salesflow.errors import (
 from salesflow.models import FileRecord, FileStatus, utcnow
 from salesflow.pipeline import redrive
 from salesflow.pipeline.state import StepState
-from salesflow.ports import Backend
+from salesflow.ports import Backend, Resolution
 
 if TYPE_CHECKING:
     import polars as pl
 
+    from salesflow.datasets.spec import DatasetSpec
     from salesflow.validation import Reference
 
 # Polars, the datasets, the engines and the KPIs are imported by the steps that use them: the
@@ -57,6 +60,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 HEAD_BYTES = 64 * 1024
+ADDED = "totals-added.parquet"
+"""Spooled by load: the totals the file's valid rows add."""
+DELTA = "totals-delta.parquet"
+"""Spooled by commit: what the commit changes in the totals (applied once at publish)."""
+LOST = "lost-keys.parquet"
+"""Spooled by commit: the file's keys that lost to a newer or the same version (no alert)."""
 ERROR_CHARS = 600
 """An error kept in lineage is cut to this length (a poison file can raise huge messages)."""
 
@@ -278,13 +287,20 @@ def _move_if_unchanged(backend: Backend, record: FileRecord) -> bool:
 # ------------------------------------------------------------------------------------- load
 
 
-def _reference(backend: Backend, names: set[str]) -> Reference:
-    """Keys of the referenced datasets already in the store (the batch's earlier files included)."""
+def _reference(backend: Backend, settings: Settings, spec: DatasetSpec) -> Reference | None:
+    """How the referenced datasets' stored keys are looked up (the batch's earlier files are
+    committed already): per chunk, only the keys the chunk mentions (``Lake.contains``). The
+    Spark engine checks references in one pass and gets the stored keys whole."""
     from salesflow.validation import Reference
 
-    return Reference(
-        keys={n: backend.records.read(n, columns=[]).get_column("_key") for n in names}
-    )
+    if not spec.references:
+        return None
+    names = set(spec.references.values())
+    if settings.engine == "spark":
+        return Reference(
+            keys={n: backend.lake.read(n, columns=[]).get_column("_key") for n in names}
+        )
+    return Reference(keys={}, contains=backend.lake.contains)
 
 
 def _spool(backend: Backend, seq: int, name: str, frame: pl.DataFrame) -> None:
@@ -312,11 +328,13 @@ def _drop_spool(backend: Backend, seq: int) -> None:
 def load(
     backend: Backend, settings: Settings, state: StepState, *, now: datetime | None = None
 ) -> StepState:
-    """Validate the file chunk by chunk: valid records to the store, rejected records and
-    high-value sales spooled for publish. A redo first drops what an earlier attempt wrote."""
+    """Validate the file chunk by chunk: valid records staged in the lake (invisible until the
+    commit), rejected records, high-value sales and the totals the records add spooled for
+    publish. A redo first discards what an earlier attempt staged."""
+    from salesflow.pipeline.lake import identify, sum_totals, totals_of
+
     if state.done:
         return state
-    import polars as pl
 
     from salesflow.datasets import get_spec
     from salesflow.engines import engine_for
@@ -325,14 +343,19 @@ def load(
     failpoint(settings, "after_start", state.dataset)
     now = now or utcnow()
     spec = get_spec(state.dataset)
-    backend.records.drop(spec.name, state.seq)
+    record = _row(backend, state)
+    backend.lake.discard(spec.name, state.seq)  # a redo: forget what an earlier attempt staged
     _drop_spool(backend, state.seq)
-    reference = _reference(backend, set(spec.references.values())) if spec.references else None
+    reference = _reference(backend, settings, spec)
     threshold = settings.alerts.threshold_for(spec.name)
     days: set[date] = set()
     report = FileReport(file=state.key, dataset=spec.name)
     alerts = 0
-    with backend.store.fetch(state.key) as path:
+    added: list[pl.DataFrame] = []
+    with (
+        backend.store.fetch(state.key) as path,
+        backend.lake.stage(spec.name, state.seq) as staging,
+    ):
         for chunk in engine_for(settings).validate(
             path,
             spec,
@@ -343,14 +366,11 @@ def load(
             chunk_rows=settings.chunk_rows,
             scratch=settings.scratch_dir,
         ):
-            valid = chunk.valid.with_columns(pl.lit(state.seq, dtype=pl.Int64).alias("_seq"))
+            valid = identify(spec, record, chunk.valid)
             if not valid.is_empty():
-                backend.records.write(spec.name, state.seq, valid, part=chunk.index)
-                touched = backend.records.previous_days(
-                    spec.name, valid.get_column("_key"), before_seq=state.seq
-                )
+                staging.write(valid)
+                added.append(totals_of(spec.name, valid))
                 days.update(valid.get_column("_day").drop_nulls().unique().to_list())
-                days.update(touched.get_column("_day").drop_nulls().unique().to_list())
                 hits = _alert_rows(spec.name, valid, threshold)
                 if not hits.is_empty():
                     _spool(backend, state.seq, f"alerts-{chunk.index:05d}.parquet", hits)
@@ -364,6 +384,9 @@ def load(
     state.days = sorted(d.isoformat() for d in days)
     state.report_key = layout.report_key(state.key, spec.name, state.seq)
     backend.store.put_bytes(state.report_key, json.dumps(report.to_dict(), indent=2).encode())
+    adds = sum_totals(added)
+    if not adds.is_empty():
+        _spool(backend, state.seq, ADDED, adds)
     failpoint(settings, "after_load", spec.name)
     return state
 
@@ -387,6 +410,9 @@ def commit(
     its counts, and its commit marker. Before that, the object must still be the version that
     was read: if it changed, nothing of this version is kept (CHANGED) and the new content
     is claimed as a new version on the next pass."""
+    from salesflow.datasets import get_spec
+    from salesflow.pipeline.lake import micros, replaces_source
+
     if state.done:
         return state
     now = now or utcnow()
@@ -403,11 +429,59 @@ def commit(
     record.finished_at = now
     record.commit = record.seq
     record.error = None
-    if not backend.tables.commit_files([record], commit=record.seq):
-        current = _row(backend, state)
-        return StepState.of(current)  # another process finished or failed it meanwhile
+    spec = get_spec(record.dataset)
+    lake = backend.lake
+    with backend.locks.hold(lake.lock_name(spec.name)):
+        sources = None
+        if replaces_source(spec):
+            sources = {record.source: (micros(record.arrived_at or record.started_at), record.seq)}
+        resolution = lake.resolve(spec.name, record.seq, replace_sources=sources)
+        _settle_resolution(backend, spec.name, record, resolution)
+        failpoint(settings, "before_commit", record.dataset)
+        committed = backend.tables.commit_files([record], commit=record.seq)
+    if not committed:
+        current = _row(backend, state)  # another process finished or failed it meanwhile
+        if current.status != FileStatus.SUCCESS:
+            with contextlib.suppress(SalesflowError):
+                lake.discard(spec.name, record.seq)
+        return StepState.of(current)
     failpoint(settings, "after_lineage", record.dataset)
     return StepState.of(record)
+
+
+def _settle_resolution(
+    backend: Backend, dataset: str, record: FileRecord, resolution: Resolution
+) -> None:
+    """What the resolution changes beyond the file's own rows, kept for publish (the rows it
+    replaced are gone from the lake once published): the totals delta and the keys the file
+    did not store (their alerts are dropped); the days of the replaced rows join its days."""
+    import polars as pl
+
+    from salesflow.pipeline.lake import sum_totals, totals_of
+
+    lost = (
+        pl.concat(
+            [f.select("_key") for f in (resolution.superseded, resolution.duplicates) if f.height],
+            how="vertical_relaxed",
+        )
+        if (resolution.superseded.height or resolution.duplicates.height)
+        else pl.DataFrame(schema={"_key": pl.String})
+    )
+    record.superseded = lost.height
+    with _spooled(backend, record.seq, ADDED) as frames:
+        added = frames
+    delta = sum_totals(
+        [
+            *added,
+            totals_of(dataset, resolution.superseded, sign=-1),
+            totals_of(dataset, resolution.duplicates, sign=-1),
+            totals_of(dataset, resolution.replaced, sign=-1),
+        ]
+    )
+    for name, frame in ((DELTA, delta), (LOST, lost)):
+        if not frame.is_empty():  # nothing spooled reads as nothing
+            _spool(backend, record.seq, name, frame)
+    record.days = sorted({*record.days, *(d.isoformat() for d in resolution.days)})
 
 
 def _row(backend: Backend, state: StepState) -> FileRecord:
@@ -421,7 +495,10 @@ def _row(backend: Backend, state: StepState) -> FileRecord:
 
 def _changed(backend: Backend, record: FileRecord, now: datetime) -> StepState:
     """The object under ``record.key`` is not the version that was read: drop this version."""
-    backend.records.drop(record.dataset, record.seq)
+    from salesflow.datasets import get_spec
+
+    with contextlib.suppress(SalesflowError):
+        backend.lake.discard(get_spec(record.dataset).name, record.seq)
     _drop_spool(backend, record.seq)
     record.status = FileStatus.CHANGED
     record.finished_at = now
@@ -451,17 +528,22 @@ def publish(
     spool, totals and KPIs of the touched days, the archive move, the spool removed, and the
     row marked settled. A crash anywhere in it is finished by ``recover``.
 
-    ``refresh=False`` skips the totals and KPIs: the caller refreshed them once for a group
-    of files (the AWS KPI task, over the union of a stage's days) before publishing each."""
+    ``refresh=False`` skips the KPIs (totals always move by the commit's deltas, exactly
+    once): the caller refreshes them once for a group of files (the AWS KPI task, over the
+    union of a stage's days) before publishing each."""
     record = _row(backend, state)
     if record.status != FileStatus.SUCCESS or record.settled:
         return StepState.of(record)
+    import polars as pl
+
     from salesflow.datasets import get_spec
     from salesflow.engines import engine_for
-    from salesflow.kpis import refresh_aggregates
+    from salesflow.kpis.refresh import refresh_kpis_of
+    from salesflow.pipeline.lake import sum_totals
     from salesflow.pipeline.routing import dead_letters, high_value_alerts
 
     spec = get_spec(record.dataset)
+    backend.lake.publish(spec.name, record.seq)
     now = now or utcnow()
     origins = redrive.read_origins(backend.store, record.key) if record.origin else None
     failing: set[int] = set()
@@ -476,14 +558,19 @@ def publish(
         redrive.settle(backend.letters, origins, failing, record.seq, now)
     threshold = settings.alerts.threshold_for(spec.name)
     sinks = [n.name for n in backend.notifiers]
+    with _spooled(backend, record.seq, LOST) as frames:
+        lost = pl.concat(frames) if frames else pl.DataFrame(schema={"_key": pl.String})
     with _spooled(backend, record.seq, "alerts-") as frames:
-        for hits in frames:
+        for found in frames:
+            hits = found.join(lost, on="_key", how="anti")  # only the keys it stored
             backend.tables.add_alerts(
                 high_value_alerts(spec.name, record.key, hits, threshold=threshold, sinks=sinks)
             )
+    with _spooled(backend, record.seq, DELTA) as frames:
+        backend.tables.apply_totals(record.seq, sum_totals(frames))
     if refresh:
-        refresh_aggregates(
-            backend.records,
+        refresh_kpis_of(
+            backend.lake,
             backend.tables,
             spec.name,
             StepState.of(record).day_dates,
@@ -526,11 +613,11 @@ def fail(
     if record is None or record.status != FileStatus.IN_PROGRESS:
         return StepState.of(record) if record is not None else state
     # ImportError: the light AWS mark-failed Lambda holds no Polars (docs/aws.md); what a
-    # crashed task stored for an uncommitted version stays behind there, never committed.
+    # crashed task staged for an uncommitted version stays invisible there, never committed.
     with contextlib.suppress(SalesflowError, ImportError):
         from salesflow.datasets import get_spec
 
-        backend.records.drop(get_spec(record.dataset).name, record.seq)
+        backend.lake.discard(get_spec(record.dataset).name, record.seq)
     _drop_spool(backend, record.seq)
     record.status = FileStatus.FAILED
     record.error = error

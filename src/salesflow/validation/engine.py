@@ -74,6 +74,7 @@ class ChunkValidator:
         self._seen = SeenKeys()
         self._lines = LineCounter()
         self._known: dict[str, pl.Series | np.ndarray[Any, Any]] = {}
+        self._lookups: dict[str, str] = {}
         self._masks = spec_masks(self.spec, self.now) + self._reference_masks()
 
     def _reference_masks(self) -> list[Mask]:
@@ -81,6 +82,10 @@ class ChunkValidator:
         masks = []
         for column, dataset in self.spec.references.items():
             keys = None if self.reference is None else self.reference.keys.get(dataset)
+            if keys is None and self.reference is not None and self.reference.contains:
+                self._lookups[column] = dataset
+                masks.append(reference_mask(column, dataset))
+                continue
             if keys is None:
                 self.warnings.append(
                     f"ref.{column} not checked: no reference keys of {dataset} were given"
@@ -126,7 +131,21 @@ class ChunkValidator:
             is_unknown(frame.get_column(column), known).alias(dangling(column))
             for column, known in self._known.items()
         ]
+        flags += [
+            self._unknown_stored(frame, column, name) for column, name in self._lookups.items()
+        ]
         return frame.with_columns(flags) if flags else frame
+
+    def _unknown_stored(self, frame: pl.DataFrame, column: str, dataset: str) -> pl.Series:
+        """True where a present value of ``column`` is not a stored key of ``dataset``, asking
+        the store about this chunk's distinct values only."""
+        values = frame.get_column(column).cast(pl.Utf8)
+        distinct = values.drop_nulls().unique()
+        contains = self.reference.contains if self.reference is not None else None
+        if contains is None or distinct.is_empty():
+            return values.is_not_null().alias(dangling(column)) & False
+        stored = distinct.filter(contains(dataset, distinct))
+        return (values.is_not_null() & ~values.is_in(stored.implode())).alias(dangling(column))
 
     def validate(self, arrived: Arrived, index: int) -> Chunk:
         """Split one arrived chunk into valid and rejected rows."""

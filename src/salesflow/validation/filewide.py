@@ -9,6 +9,7 @@ rebuilds a hash table of everything seen for every chunk.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,10 @@ class Reference:
     """
 
     keys: dict[str, pl.Series]
+    contains: Callable[[str, pl.Series], pl.Series] | None = None
+    """Where no keys are given for a dataset: ``contains(dataset, values)`` says per value
+    whether a record with that key is stored (``Lake.contains``), asked per chunk about the
+    keys the chunk mentions only."""
 
     @classmethod
     def of(cls, **keys: pl.Series | list[str]) -> Reference:

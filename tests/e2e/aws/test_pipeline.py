@@ -373,8 +373,8 @@ def test_records_are_batched_per_invocation_never_one_lambda_per_record(run: Run
     assert len(run.runs("validate_load")) == files + 1  # and the duplicate
     assert calls["lambda:Invoke"] <= 3 * files < run.rows_in / 10
     assert calls.get("dynamodb:PutItem", 0) < run.rows_in / 5
-    assert written["dynamodb:BatchWriteItem"] >= run.rows_in / 2
-    assert calls["dynamodb:BatchWriteItem"] < written["dynamodb:BatchWriteItem"] / 5
+    # records are Parquet fragments on S3 (a few objects per file), never one item per record
+    assert written.get("dynamodb:BatchWriteItem", 0) < run.rows_in / 2
 
 
 def test_a_million_records_cost_a_fraction_of_one_lambda_per_record(run: Run) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from salesflow.adapters.aws import DeferredRecords, build, resolve_names
+from salesflow.adapters.aws import Deferred, build, resolve_names
+from salesflow.adapters.aws.catalog import DynamoCatalog
 from salesflow.adapters.aws.letters import DynamoDeadLetters
-from salesflow.adapters.aws.records import DynamoRecordStore
+from salesflow.adapters.aws.locks import DynamoLocks
 from salesflow.adapters.aws.s3 import S3ObjectStore
 from salesflow.adapters.aws.sns import SnsNotifier
 from salesflow.adapters.aws.sqs import SqsLetterNotices
+from salesflow.adapters.lake import ParquetLake
 from salesflow.config import Settings
 from salesflow.errors import TerminalError
 from salesflow.models import Alert
@@ -49,9 +51,11 @@ def test_build_from_explicit_settings(aws_env: MotoServer) -> None:
     log = Log()
     backend = build(settings, notifiers=[log])
     assert isinstance(backend.store, S3ObjectStore) and backend.store.bucket == "data"
-    assert isinstance(backend.records, DeferredRecords)  # built on first use: no Polars before
-    records = backend.records.built()
-    assert isinstance(records, DynamoRecordStore) and records.meta_table == "sf-meta"
+    assert isinstance(backend.lake, Deferred)  # built on first use: no Polars before
+    lake = backend.lake.built()
+    assert isinstance(lake, ParquetLake) and lake.store is backend.store
+    assert isinstance(lake.catalog, DynamoCatalog) and lake.catalog.table == "sf-meta"
+    assert isinstance(backend.locks, DynamoLocks) and backend.locks.table == "sf-meta"
     assert isinstance(backend.letters, DynamoDeadLetters) and backend.letters.table == "sf-letters"
     notices = backend.letters.notices
     assert isinstance(notices, SqsLetterNotices) and notices.queue_url == url

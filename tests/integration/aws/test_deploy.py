@@ -17,6 +17,7 @@ from salesflow.adapters.aws.deploy import deploy, destroy
 from salesflow.adapters.aws.template import template_text
 from salesflow.config import Settings
 from salesflow.errors import TerminalError
+from tests.fixtures.memory import commit_rows
 from tests.fixtures.moto_server import MotoServer
 from tests.fixtures.wheels import IMAGE_URI
 
@@ -112,10 +113,10 @@ def test_deploy_creates_every_resource_then_destroy_removes_them(
     # The backend finds everything from the stack outputs alone.
     backend = build(settings)
     backend.store.put_bytes("inbox/orders_json/a.json", b"[]")
-    backend.records.write(
-        "orders_json", 1, pl.DataFrame({"_key": ["O1"], "_day": [date(2024, 3, 1)], "qty": [2]})
-    )
-    assert backend.records.read("orders_json", days=[date(2024, 3, 1)])["qty"].to_list() == [2]
+    row = {"_key": ["O1"], "_day": [date(2024, 3, 1)], "qty": [2], "_seq": [1], "_arrived": [1]}
+    row |= {"_source": ["a.json"], "_record": [1]}
+    commit_rows(backend, "orders_json", 1, pl.DataFrame(row))  # S3, catalog and lock items
+    assert backend.lake.read("orders_json", days=[date(2024, 3, 1)])["qty"].to_list() == [2]
 
     # An update, with the template passed by URL as a large one would be.
     monkeypatch.setattr("salesflow.adapters.aws.deploy.TEMPLATE_BODY_LIMIT", 100)

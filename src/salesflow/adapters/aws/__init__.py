@@ -11,16 +11,18 @@ outputs of the CloudFormation stack ``settings.aws.stack_name``.
 from __future__ import annotations
 
 import functools
+import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from salesflow.errors import MissingDependencyError, TerminalError
 
 if TYPE_CHECKING:
     from salesflow.config import Settings
-    from salesflow.ports import Backend, Notifier, RecordStore
+    from salesflow.ports import Backend, Lake, Notifier
 
 SERVICES = ("s3", "dynamodb", "sqs", "sns", "stepfunctions", "cloudformation")
 
@@ -123,42 +125,46 @@ def resolve_names(settings: Settings, *, cloudformation: Any = None) -> Resource
     return ResourceNames(**given)  # type: ignore[arg-type]
 
 
-class DeferredRecords:
-    """The record store, built on first use.
+class Deferred:
+    """A part of the backend built on first use (the lake).
 
-    The light Lambda handlers (detector, archive, mark-failed, live feed) never read records,
-    and their package holds no Polars: building the backend must not import it.
+    The light Lambda handlers (detector, archive, mark-failed, live feed) never read or write
+    records, and their package holds no Polars or pyarrow: building the backend must not
+    import them.
     """
 
-    def __init__(self, make: Callable[[], RecordStore]) -> None:
+    def __init__(self, make: Callable[[], Any]) -> None:
         self._make = make
-        self._store: RecordStore | None = None
+        self._built: Any = None
         self._lock = threading.Lock()
 
-    def built(self) -> RecordStore:
+    def built(self) -> Any:
         with self._lock:
-            if self._store is None:
-                self._store = self._make()
-            return self._store
+            if self._built is None:
+                self._built = self._make()
+            return self._built
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.built(), name)
 
     def close(self) -> None:
-        if self._store is not None:
-            closer = getattr(self._store, "close", None)
+        if self._built is not None:
+            closer = getattr(self._built, "close", None)
             if callable(closer):
                 closer()
 
 
 def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) -> Backend:
-    """The AWS backend: S3 store, DynamoDB records, tables and dead letters (announced on
+    """The AWS backend: S3 store, the Parquet lake on S3 (catalog and locks in the DynamoDB
+    ``meta`` table), DynamoDB tables and dead letters (announced on
     the SQS queue), and SNS alerts followed by ``notifiers`` (default: the other sinks of
     ``settings.alerts.sinks``, such as the log, built by ``salesflow.adapters.build_notifiers``).
     """
     from salesflow.adapters import build_notifiers
+    from salesflow.adapters.aws.catalog import DynamoCatalog
     from salesflow.adapters.aws.dynamodb import DynamoTables, TableNames
     from salesflow.adapters.aws.letters import DynamoDeadLetters
+    from salesflow.adapters.aws.locks import DynamoLocks
     from salesflow.adapters.aws.s3 import S3ObjectStore
     from salesflow.adapters.aws.sns import SnsNotifier
     from salesflow.adapters.aws.sqs import SqsLetterNotices
@@ -170,16 +176,25 @@ def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) ->
     dynamodb = client(settings, "dynamodb", session=session)
     tables = TableNames.from_prefix(names.table_prefix)
     store = S3ObjectStore(client(settings, "s3", session=session), names.bucket)
+    state = DynamoTables(dynamodb, tables)
+    locks = DynamoLocks(dynamodb, tables.meta)
 
-    def records() -> RecordStore:
-        from salesflow.adapters.aws.records import DynamoRecordStore
+    def lake() -> Lake:
+        from salesflow.adapters.lake import ParquetLake
 
-        return DynamoRecordStore(dynamodb, tables.records, store, meta_table=tables.meta)
+        return ParquetLake(
+            store,
+            DynamoCatalog(dynamodb, tables.meta),
+            locks,
+            work_dir=Path(tempfile.gettempdir()) / "salesflow-lake",
+            new_commit=state.next_seq,
+        )
 
     return Backend(
         store=store,
-        records=cast("RecordStore", DeferredRecords(records)),
-        tables=DynamoTables(dynamodb, tables),
+        lake=cast("Lake", Deferred(lake)),
+        locks=locks,
+        tables=state,
         letters=DynamoDeadLetters(
             dynamodb,
             tables.letters,
@@ -192,4 +207,4 @@ def build(settings: Settings, *, notifiers: Sequence[Notifier] | None = None) ->
     )
 
 
-__all__ = ["DeferredRecords", "ResourceNames", "build", "client", "resolve_names", "stack_outputs"]
+__all__ = ["Deferred", "ResourceNames", "build", "client", "resolve_names", "stack_outputs"]

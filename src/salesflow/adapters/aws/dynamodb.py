@@ -20,7 +20,7 @@ One table per kind, named ``<prefix><kind>`` (``TableNames``), each keyed by a s
   status as a Query; until the template adds one, those reads Scan.
 - ``meta``: ``pk``/``sk``: the file sequence counter, and the record store's schemas and
   per-file row counts (see ``records.py``).
-- ``records``: the record store (``DynamoRecordStore``, in ``records.py``).
+- ``records``: unused since the lake holds the records (Parquet on S3, ``catalog.py``).
 - ``letters``: dead letters (``DynamoDeadLetters``, in ``letters.py``).
 
 Every table has server-side encryption and point-in-time recovery in infra/template.yaml.

@@ -81,8 +81,10 @@ def letters_frame(letters: Sequence[DeadLetter]) -> pl.DataFrame:
 def record_schema(dataset: str) -> dict[str, pl.DataType]:
     """The columns the lake writes for ``dataset``, found by running a header-only file through
     validation and the lake's normalisation."""
+    from salesflow.adapters.lake.files import META
     from salesflow.datasets import get_spec
-    from salesflow.pipeline.lake import lake_fragments
+    from salesflow.models import FileRecord, FileStatus, utcnow
+    from salesflow.pipeline.lake import identify
     from salesflow.validation import validate_path
 
     spec = get_spec(dataset)
@@ -94,8 +96,12 @@ def record_schema(dataset: str) -> dict[str, pl.DataType]:
             path = Path(tmp) / "empty.json"
             path.write_text("[]", encoding="utf-8")
         first = next(iter(validate_path(path, spec, source=f"{layout.INBOX}{dataset}/header")))
-    frame, _ = lake_fragments(spec.name, 0, 0, first.valid)
-    return dict(frame.schema)
+    version = FileRecord(
+        key=f"{layout.INBOX}{dataset}/header", sha256="", size=0, dataset=spec.name,
+        status=FileStatus.IN_PROGRESS, seq=0, started_at=utcnow(),
+    )  # fmt: skip
+    frame = identify(spec, version, first.valid)
+    return {**dict(frame.schema), **META}
 
 
 def glue_type(dtype: Any) -> str:

@@ -56,13 +56,16 @@ class S3ObjectStore:
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, "put", key) from exc
 
-    def put_file(self, key: str, path: Path) -> None:
-        """Upload ``path``; big files go up in parts and appear only when complete."""
+    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        """Upload ``path``; big files go up in parts and appear only when complete. With
+        ``move``, the local file is removed once the upload succeeded."""
         check_key(key)
         try:
             self.client.upload_file(str(path), self.bucket, key)
         except (ClientError, BotoCoreError) as exc:
             raise self._fail(exc, "upload", key) from exc
+        if move:
+            Path(path).unlink(missing_ok=True)
 
     def get_bytes(self, key: str) -> bytes:
         check_key(key)

@@ -15,13 +15,19 @@ place, or a replacement under the same name each give a new version.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from salesflow.adapters.local.files import copy_atomic, fsync_dir, write_bytes_atomic
+from salesflow.adapters.local.files import (
+    copy_atomic,
+    fsync_dir,
+    fsync_file,
+    write_bytes_atomic,
+)
 from salesflow.errors import FileLevelError, InvalidKeyError
 from salesflow.layout import check_key
 from salesflow.models import ObjectInfo
@@ -53,8 +59,24 @@ class LocalObjectStore:
     def put_bytes(self, key: str, data: bytes) -> None:
         write_bytes_atomic(self.path(key), data)
 
-    def put_file(self, key: str, path: Path) -> None:
-        copy_atomic(Path(path), self.path(key))
+    def put_file(self, key: str, path: Path, *, move: bool = False) -> None:
+        """Copy ``path`` in atomically; with ``move``, rename it in (no copy), falling back to
+        copy-then-delete when it lives on another filesystem."""
+        target = self.path(key)
+        source = Path(path)
+        if not move:
+            copy_atomic(source, target)
+            return
+        fsync_file(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            source.replace(target)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            copy_atomic(source, target)
+            source.unlink(missing_ok=True)
+        fsync_dir(target.parent)
 
     def _regular(self, key: str) -> Path:
         """The object's file; ``FileNotFoundError`` if absent, a clear error for a link."""
@@ -145,7 +167,8 @@ class LocalObjectStore:
         else:
             src_path.unlink()
         fsync_dir(dst_path.parent)
-        fsync_dir(src_path.parent)
+        if src_path.parent != dst_path.parent:
+            fsync_dir(src_path.parent)
 
     def path_of_link(self, key: str) -> Path:
         """The path of ``key`` itself (a link is not resolved), confined like ``path``."""

@@ -142,21 +142,18 @@ def compact(
     data_dir: DataDir = None,
     json_out: Json = False,
 ) -> None:
-    """Rewrite the local lake keeping only the latest version of each record (run it when
-    corrections have piled up; safe while readers run).
+    """Merge the lake's small fragments into big ones (the pipeline compacts as it goes;
+    run it after a bulk load to read faster; safe while readers run).
 
     Example: salesflow compact --data-dir ./salesflow-data
     """
-    from salesflow.adapters.local.records import ParquetRecordStore
     from salesflow.datasets import SPECS
     from salesflow.entrypoints.cli.common import processing_lock
 
     settings = settings_for(data_dir, "local")
     with open_backend(settings) as be, processing_lock(settings):
-        if not isinstance(be.records, ParquetRecordStore):
-            raise typer.BadParameter("compact works on the local Parquet lake only")
-        removed = {name: be.records.compact(name) for name in SPECS}
+        merged = {name: be.lake.compact(name).merged for name in SPECS}
     if json_out:
-        emit_json(removed)
+        emit_json(merged)
         return
-    console.print(table("Compacted", ("dataset", "superseded rows removed"), list(removed.items())))
+    console.print(table("Compacted", ("dataset", "fragments merged"), list(merged.items())))
