@@ -80,6 +80,7 @@ def test_aws_is_built_by_the_aws_module(tmp_path: Path, monkeypatch: pytest.Monk
     import salesflow.adapters.aws as aws
 
     seen: list[Settings] = []
+    monkeypatch.setenv("SALESFLOW_AWS__REGION", "eu-west-1")  # the aws backend needs a region
     monkeypatch.setattr(aws, "build", lambda s: seen.append(s) or "aws-backend", raising=False)
     settings = Settings(data_dir=tmp_path, backend="aws")
     assert build_backend(settings) == "aws-backend"  # type: ignore[comparison-overlap]

@@ -238,9 +238,32 @@ def deploy_stack(name: str = STACK, *, package: Path) -> Stack:
     return Stack(name, outputs, function_names(name))
 
 
+def refuse_aggregate_writes(monkeypatch: Any) -> None:
+    """DynamoDB refuses writes to the aggregates table with a non-retryable error: the KPI
+    refresh (batch writes) and the totals deltas a publish applies (transactions)."""
+    from moto.dynamodb.exceptions import MockValidationException
+    from moto.dynamodb.responses import DynamoHandler
+
+    batch, transact = DynamoHandler.batch_write_item, DynamoHandler.transact_write_items
+
+    def batch_write_item(handler: Any) -> Any:
+        if any(t.endswith("-aggregates") for t in handler.body.get("RequestItems", {})):
+            raise MockValidationException("injected: the aggregates table refuses writes")
+        return batch(handler)
+
+    def transact_write_items(handler: Any) -> Any:
+        if "-aggregates" in json.dumps(handler.body.get("TransactItems", [])):
+            raise MockValidationException("injected: the aggregates table refuses writes")
+        return transact(handler)
+
+    monkeypatch.setattr(DynamoHandler, "batch_write_item", batch_write_item)
+    monkeypatch.setattr(DynamoHandler, "transact_write_items", transact_write_items)
+
+
 class Throttle:
-    """Answer every ``every``-th DynamoDB BatchWriteItem with ProvisionedThroughputExceeded,
-    inside the emulator, so the pipeline's retries are exercised over real HTTP."""
+    """Answer every ``every``-th DynamoDB BatchWriteItem or TransactWriteItems with
+    ProvisionedThroughputExceeded, inside the emulator, so the pipeline's retries are
+    exercised over real HTTP."""
 
     def __init__(self, every: int = 3) -> None:
         import threading
@@ -255,22 +278,26 @@ class Throttle:
         from moto.dynamodb.exceptions import ERROR_TYPE_PREFIX, DynamodbException
         from moto.dynamodb.responses import DynamoHandler
 
-        original = DynamoHandler.batch_write_item
         throttle = self
 
-        def batch_write_item(handler: Any) -> Any:
-            with throttle._lock:
-                throttle.calls += 1
-                hit = throttle.active and throttle.calls % throttle.every == 0
-                throttle.throttled += hit
-            if hit:
-                raise DynamodbException(
-                    ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException",
-                    "The level of configured provisioned throughput for the table was exceeded.",
-                )
-            return original(handler)
+        def throttled(original: Any) -> Any:
+            def call(handler: Any) -> Any:
+                with throttle._lock:
+                    throttle.calls += 1
+                    hit = throttle.active and throttle.calls % throttle.every == 0
+                    throttle.throttled += hit
+                if hit:
+                    raise DynamodbException(
+                        ERROR_TYPE_PREFIX + "ProvisionedThroughputExceededException",
+                        "The level of configured provisioned throughput for the table was "
+                        "exceeded.",
+                    )
+                return original(handler)
 
-        monkeypatch.setattr(DynamoHandler, "batch_write_item", batch_write_item)
+            return call
+
+        for name in ("batch_write_item", "transact_write_items"):
+            monkeypatch.setattr(DynamoHandler, name, throttled(getattr(DynamoHandler, name)))
 
 
 def run_files(stack: Stack, files: list[dict[str, Any]], name: str) -> dict[str, Any]:

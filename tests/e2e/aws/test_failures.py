@@ -21,7 +21,14 @@ import boto3
 import pytest
 
 from salesflow.models import FileStatus
-from tests.e2e.aws.harness import Stack, history, keys_under, lineage_of, run_files
+from tests.e2e.aws.harness import (
+    Stack,
+    history,
+    keys_under,
+    lineage_of,
+    refuse_aggregate_writes,
+    run_files,
+)
 from tests.fixtures.moto_ecs import TaskLog
 
 pytestmark = pytest.mark.aws
@@ -79,18 +86,8 @@ def s3_unavailable_for(tasks: TaskLog, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 @pytest.fixture
 def kpi_writes_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB refuses writes to the aggregates table with a non-retryable error."""
-    from moto.dynamodb.exceptions import MockValidationException
-    from moto.dynamodb.responses import DynamoHandler
-
-    original = DynamoHandler.batch_write_item
-
-    def batch_write_item(handler: Any) -> Any:
-        if any(t.endswith("-aggregates") for t in handler.body.get("RequestItems", {})):
-            raise MockValidationException("injected: the aggregates table refuses writes")
-        return original(handler)
-
-    monkeypatch.setattr(DynamoHandler, "batch_write_item", batch_write_item)
+    """DynamoDB refuses writes to the aggregates table (``refuse_aggregate_writes``)."""
+    refuse_aggregate_writes(monkeypatch)
 
 
 def _records(stack: Stack, dataset: str) -> set[str]:
@@ -175,7 +172,7 @@ def test_a_failed_kpi_step_leaves_the_committed_files_to_publish_and_fails_the_e
     entered = _entered(execution)
     assert "MarkFilesAsFailed" in entered and "StageNotPublished" in entered
     assert "Archive" not in entered
-    _left_to_publish(module_stack, keys, "KPIs not refreshed, retried later")
+    _left_to_publish(module_stack, keys, "retried later")
     assert {"s-100", "s-101"} <= _records(module_stack, "sale_events")
     monkeypatch.undo()  # the aggregates table takes writes again
     _published_by_the_next_run(module_stack, tasks, files, "kpi-fixed", {"s-100", "s-101"})

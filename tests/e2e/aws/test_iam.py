@@ -31,6 +31,7 @@ from tests.e2e.aws.harness import (
     deploy_stack,
     invoke,
     lineage_of,
+    refuse_aggregate_writes,
     run_files,
     s3_notification,
     scheduled_event,
@@ -111,17 +112,7 @@ def _drive(stack: Stack, tasks: TaskLog, monkeypatch: pytest.MonkeyPatch) -> dic
     tasks.crash = lambda command: None
 
     with monkeypatch.context() as patch:
-        from moto.dynamodb.exceptions import MockValidationException
-        from moto.dynamodb.responses import DynamoHandler
-
-        original = DynamoHandler.batch_write_item
-
-        def refuse(handler: Any) -> Any:
-            if any(t.endswith("-aggregates") for t in handler.body.get("RequestItems", {})):
-                raise MockValidationException("injected: the aggregates table refuses writes")
-            return original(handler)
-
-        patch.setattr(DynamoHandler, "batch_write_item", refuse)
+        refuse_aggregate_writes(patch)
         for i, key in enumerate(REFUSED_STAGE):
             _upload(stack, key, sale(20 + i))
         run_files(stack, [{"key": k, "dataset": "sale_events"} for k in REFUSED_STAGE], "refused")
