@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata as metadata
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -63,8 +64,15 @@ def imported_distributions(modules: Iterable[str] = HANDLER_MODULES) -> set[str]
         "    importlib.import_module(name)\n"
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n"
     )
+    # A coverage run (pytest --cov) starts coverage in every child through its environment:
+    # the probe must see only what the handlers import.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COV_CORE_", "COVERAGE_"))}
     result = subprocess.run(
-        [sys.executable, "-c", probe, *modules], capture_output=True, text=True, check=False
+        [sys.executable, "-c", probe, *modules],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     if result.returncode != 0:
         raise TerminalError(
