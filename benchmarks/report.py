@@ -162,4 +162,6 @@ def render(results: dict[str, Any]) -> str:
         from benchmarks.outside import render as render_outside
 
         out += [*render_outside(results["outside"]), ""]
+    if "outside_error" in results:
+        out += ["", f"The outside reference jobs failed: {results['outside_error']}", ""]
     return "\n".join(out)
