@@ -106,6 +106,8 @@ class CallCounter:
             written = sum(len(v) for v in params.get("RequestItems", {}).values())
         elif op[0] == "dynamodb" and op[1] in ("PutItem", "UpdateItem", "DeleteItem"):
             written = 1
+        elif op == ("dynamodb", "TransactWriteItems"):
+            written = len(params.get("TransactItems", []))
         with self._lock:
             self.items_written[op] += written
 
