@@ -88,12 +88,15 @@ def test_deploy_creates_every_resource_then_destroy_removes_them(
     lam = boto3.client("lambda").get_function_configuration(FunctionName=f"{STACK}-mark-failed")
     assert lam["Handler"] == "salesflow.entrypoints.lambdas.mark_failed"
     assert lam["Environment"]["Variables"]["SALESFLOW_AWS__BUCKET"] == outputs["BucketName"]
-    assert (
-        boto3.client("dynamodb").describe_table(TableName=outputs["RecordsTable"])["Table"][
-            "GlobalSecondaryIndexes"
-        ][0]["IndexName"]
-        == "by_day"
-    )
+    files = boto3.client("dynamodb").describe_table(TableName=outputs["FilesTable"])["Table"]
+    assert {i["IndexName"] for i in files["GlobalSecondaryIndexes"]} == {
+        "by_key",
+        "by_sha",
+        "by_status",
+    }
+    # The records are Parquet fragments on S3: no table of them is deployed.
+    tables = boto3.client("dynamodb").list_tables()["TableNames"]
+    assert f"{STACK}-records" not in tables and f"{STACK}-files" in tables
 
     # With execution on, moto serves state machines from another backend than its
     # CloudFormation writes to; turn it off to read the deployed definition back.
@@ -160,7 +163,7 @@ class FailingStack:
         return {
             "StackEvents": [
                 {
-                    "LogicalResourceId": "RecordsTable",
+                    "LogicalResourceId": "FilesTable",
                     "ResourceStatus": "CREATE_FAILED",
                     "ResourceStatusReason": "limit exceeded",
                 },
@@ -172,6 +175,6 @@ class FailingStack:
 def test_a_stack_that_fails_names_the_failed_resources() -> None:
     from salesflow.adapters.aws.deploy import _wait
 
-    with pytest.raises(TerminalError, match="RecordsTable: limit exceeded") as info:
+    with pytest.raises(TerminalError, match="FilesTable: limit exceeded") as info:
         _wait(FailingStack(), "stack_create_complete", "sf", 1)
     assert "DataBucket" not in str(info.value)

@@ -200,7 +200,7 @@ def test_the_lake_is_described_for_athena(template: dict[str, Any]) -> None:
 
 def test_encryption_on_every_table_bucket_queue_and_topic(template: dict[str, Any]) -> None:
     tables = resources(template, "AWS::DynamoDB::Table")
-    assert len(tables) == 7
+    assert len(tables) == 6  # files, pending, aggregates, alerts, meta, letters
     for table in tables.values():
         props = table["Properties"]
         assert props["SSESpecification"] == {"SSEEnabled": True}
@@ -253,7 +253,6 @@ def test_outputs_name_every_resource_the_backend_needs(template: dict[str, Any])
         "TopicArn",
         "StateMachineArn",
         "TablePrefix",
-        "RecordsTable",
         "FilesTable",
         "PendingTable",
         "AggregatesTable",

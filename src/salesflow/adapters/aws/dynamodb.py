@@ -18,9 +18,9 @@ One table per kind, named ``<prefix><kind>`` (``TableNames``), each keyed by a s
   ``status`` and ``attempts``. Every item carries ``due_at`` (next attempt, else creation
   time) so that a GSI (``status``, ``due_at``) can serve "what is due now" and listing by
   status as a Query; until the template adds one, those reads Scan.
-- ``meta``: ``pk``/``sk``: the file sequence counter, and the record store's schemas and
-  per-file row counts (see ``records.py``).
-- ``records``: unused since the lake holds the records (Parquet on S3, ``catalog.py``).
+- ``meta``: ``pk``/``sk``: the file sequence counter, the lake's fragment catalog and commit
+  markers (``catalog.py``), locks (``locks.py``) and the totals markers. The records
+  themselves are Parquet fragments on S3 (the lake), not DynamoDB items.
 - ``letters``: dead letters (``DynamoDeadLetters``, in ``letters.py``).
 
 Every table has server-side encryption and point-in-time recovery in infra/template.yaml.
@@ -61,7 +61,6 @@ _deserializer = TypeDeserializer()
 class TableNames:
     """The physical name of each table."""
 
-    records: str
     files: str
     pending: str
     aggregates: str
@@ -75,7 +74,7 @@ class TableNames:
         return cls(**{kind: f"{prefix}{kind}" for kind in KINDS})
 
 
-KINDS = ("records", "files", "pending", "aggregates", "alerts", "meta", "letters")
+KINDS = ("files", "pending", "aggregates", "alerts", "meta", "letters")
 
 
 def _dynamo_value(value: Any) -> Any:
