@@ -145,7 +145,7 @@ def render(results: dict[str, Any]) -> str:
             "",
             f"Latency, {lat['drops']} drops of {lat['items_per_drop']} order items into a running "
             f"`salesflow run` ({lat['preloaded_rows']:,} rows pre-loaded, "
-            "SALESFLOW_BATCHING__MIN_FILES=1, --quiet-seconds 0): median "
+            "SALESFLOW_BATCHING__DATASETS=[], --quiet-seconds 0): median "
             f"{lat['visible_median_s']:.2f} s until `salesflow kpis --json` shows the day "
             f"(service done after {lat['service_median_s']:.2f} s; one `salesflow kpis` call "
             f"takes {lat['kpis_cli_median_s']:.2f} s).",

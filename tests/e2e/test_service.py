@@ -130,6 +130,31 @@ def test_trio_waits_for_all_three_then_runs_after_the_quiet_time(cli: Cli, tmp_p
     assert status(cli)["pending"] == 0
 
 
+def test_a_file_that_waited_for_its_batch_runs_once_its_dataset_is_no_longer_batched(
+    cli: Cli, tmp_path: Path
+) -> None:
+    trio = _thelook(tmp_path, seed=5)
+    cli.run("ingest", trio["products"], "--dataset", "products")
+    cli.run("ingest", trio["orders"], "--dataset", "orders")
+    key = "inbox/order_items/i.csv"
+    with cli.service() as svc:  # the default rules: a lone order_items file waits for its trio
+        drop_file(inbox(cli, "order_items"), "i.csv", trio["order_items"].read_bytes())
+        wait_for(lambda: status(cli)["pending"] == 1, timeout=REACT_SECONDS, what="1 pending")
+        assert svc.stop() == 0, svc.stderr
+    assert key not in lineage(cli)
+    # Nothing batched any more: the waiting file runs at once, and the service keeps running.
+    with cli.service(env={"SALESFLOW_BATCHING__DATASETS": "[]"}) as svc:
+        wait_for(lambda: processed(cli, key), timeout=REACT_SECONDS, what="the waiting file")
+        drop_file(inbox(cli, "order_items"), "j.csv", trio["order_items"].read_bytes())
+        later = "inbox/order_items/j.csv"
+        wait_for(lambda: processed(cli, later), timeout=REACT_SECONDS, what="a later file")
+        assert svc.stop() == 0, svc.stderr
+    rows = lineage(cli)
+    assert rows[key].status.value == "SUCCESS" and rows[key].valid == 30
+    assert rows[later].status.value in {"SUCCESS", "DUPLICATE"}
+    assert status(cli)["pending"] == 0
+
+
 def test_ten_waiting_batch_files_run_at_once(cli: Cli, tmp_path: Path) -> None:
     trios = [_thelook(tmp_path, seed=s, rows=10) for s in (1, 2, 3, 4)]
     files = [(name, trio[name]) for trio in trios[:3] for name in trio]

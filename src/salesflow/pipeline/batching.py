@@ -27,6 +27,8 @@ def order_batch(files: Sequence[PendingFile], datasets: Sequence[str]) -> list[P
 def trio_complete_at(pending: Sequence[PendingFile], rules: BatchingSettings) -> datetime | None:
     """When the waiting files first held one file of each batched dataset (the latest of
     each dataset's earliest arrival), or None while one dataset has no file waiting."""
+    if not rules.datasets:
+        return None  # nothing is batched
     firsts = []
     for dataset in rules.datasets:
         arrivals = [f.arrived_at for f in pending if f.dataset == dataset]
@@ -67,3 +69,9 @@ def decide_batch(
     if batch_due(pending, rules, now) is None:
         return None
     return order_batch(pending, rules.datasets)[: rules.max_files]
+
+
+def unbatched(pending: Sequence[PendingFile], rules: BatchingSettings) -> list[PendingFile]:
+    """Waiting files whose dataset the rules no longer batch (they waited under an older
+    configuration): they run now, as they would have had they landed today."""
+    return [f for f in pending if f.dataset not in rules.datasets]

@@ -23,7 +23,7 @@ from salesflow import layout
 from salesflow.config import Settings
 from salesflow.errors import StoreUnavailable, TransientError
 from salesflow.models import FileStatus, ObjectInfo, PendingFile, utcnow
-from salesflow.pipeline.batching import batch_due, order_batch
+from salesflow.pipeline.batching import batch_due, order_batch, unbatched
 from salesflow.pipeline.delivery import DeliveryResult, deliver_due
 from salesflow.pipeline.state import StepState
 from salesflow.pipeline.steps import HEAD_BYTES, claim, detect, process_file, recover
@@ -129,6 +129,14 @@ def tick(
     waiting = _prune(backend, backend.tables.list_pending())
     # A batch a crash interrupted is finished first, whatever the rules say now.
     resumed = backend.store.exists(layout.BATCH_MARKER)
+    late = [] if resumed else unbatched(waiting, settings.batching)
+    for pending in order_batch(late, settings.batching.datasets):
+        if should_stop():
+            break
+        _run(backend, settings, pending.key, pending.dataset, result, progress)
+        if pending.key not in result.retry_later:
+            backend.tables.remove_pending([pending.key])
+    waiting = [p for p in waiting if p not in late]
     if resumed or (force_batch and waiting):
         result.batch_reason = "resumed" if resumed else "forced"
     else:
