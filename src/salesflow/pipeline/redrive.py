@@ -168,10 +168,14 @@ def settle(
                     f"the record of {letter.source_file} (seq {letter.seq}) with this key is "
                     "already stored and was kept; correct the key or discard the letter"
                 )
-                done.append(change(letter, LetterStatus.NEW, "still_failing", now, run=run, note=note))
+                done.append(
+                    change(letter, LetterStatus.NEW, "still_failing", now, run=run, note=note)
+                )
             elif why == SUPERSEDED:
                 note = "a newer arrival holds its key (or replaced its source); it was not stored"
-                done.append(change(letter, LetterStatus.SUPERSEDED, "superseded", now, run=run, note=note))
+                done.append(
+                    change(letter, LetterStatus.SUPERSEDED, "superseded", now, run=run, note=note)
+                )
             else:
                 done.append(change(letter, LetterStatus.REDRIVEN, "redriven", now, run=run))
         letters.put(done)
