@@ -175,3 +175,14 @@ def test_a_line_of_a_replaced_version_left_in_the_lake_is_found(tmp_path: Path) 
     found = [v for v in _violations(cli) if v.startswith("latest_arrival:")]
     assert len(found) == 1, found
     assert "'daily.csv|3' (seq 1)" in found[0]
+
+
+def test_a_missing_key_manifest_is_found(healthy: Cli) -> None:
+    """Without a committed version's key manifest, which arrival should hold each key cannot be
+    checked: that is said, not passed over."""
+    manifests = sorted((healthy.data_dir / "bucket" / "reports" / "keys").rglob("*.parquet"))
+    assert manifests
+    for path in manifests:
+        path.unlink()
+    found = [v for v in _violations(healthy) if v.startswith("key_manifest:")]
+    assert len(found) == 1 and "orders_json" in found[0] and "seq [1]" in found[0], found
