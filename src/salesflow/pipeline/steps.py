@@ -581,7 +581,8 @@ def _changed(backend: Backend, record: FileRecord, now: datetime) -> StepState:
     with contextlib.suppress(SalesflowError):
         backend.lake.discard(get_spec(record.dataset).name, record.seq)
     _drop_spool(backend, record.seq)
-    _drop_keys(backend, record.dataset, record.seq)
+    with contextlib.suppress(SalesflowError):  # a dataset name no key can hold: none written
+        _drop_keys(backend, record.dataset, record.seq)
     record.status = FileStatus.CHANGED
     record.finished_at = now
     record.rows_in = record.valid = record.rejected = record.superseded = 0
@@ -707,7 +708,8 @@ def fail(
 
         backend.lake.discard(get_spec(record.dataset).name, record.seq)
     _drop_spool(backend, record.seq)
-    _drop_keys(backend, record.dataset, record.seq)
+    with contextlib.suppress(SalesflowError):  # a dataset name no key can hold: none written
+        _drop_keys(backend, record.dataset, record.seq)
     record.status = FileStatus.FAILED
     record.error = error
     record.finished_at = now
