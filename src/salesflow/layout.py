@@ -18,6 +18,9 @@ RUNS = "work/runs/"
 REDRIVE = "redrive/"
 """Files that ``dlq redrive`` builds, processed like uploads but never from the inbox."""
 REPORTS = "reports/validation/"
+KEYS = "reports/keys/"
+"""Per committed file version: the key manifest (``_key``, ``_source``, ``_arrived``,
+``_seq`` of every valid record it staged), for the audit's latest-arrival check."""
 BATCH_MARKER = "reports/batches/running.txt"
 """Present while a batch runs, so a batch a crash interrupted is finished on restart."""
 
@@ -124,6 +127,24 @@ def staging_key(path: str) -> str:
     """
     folder, _, name = path.rpartition("/")
     return f"{folder}/_{name}.staged"
+
+
+def keys_prefix(dataset: str, seq: int | None = None) -> str:
+    """Where the key manifests of ``dataset`` (of version ``seq`` only, if given) are kept."""
+    return f"{KEYS}{dataset}/" + ("" if seq is None else f"{seq:012d}-")
+
+
+def keys_key(dataset: str, seq: int, part: int) -> str:
+    """Part ``part`` of the key manifest of version ``seq``:
+    ``reports/keys/<dataset>/<seq:012d>-<part:05d>.parquet``."""
+    return f"{keys_prefix(dataset, seq)}{part:05d}.parquet"
+
+
+def keys_seq(key: str) -> int | None:
+    """The version ``seq`` of a key manifest's object key, or None if it is not one."""
+    name = key.rpartition("/")[2]
+    head, _, _ = name.partition("-")
+    return int(head) if head.isdigit() else None
 
 
 def work_key(seq: int, name: str) -> str:

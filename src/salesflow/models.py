@@ -38,7 +38,8 @@ class LetterStatus(StrEnum):
     REDRIVEN = "REDRIVEN"
     DISCARDED = "DISCARDED"
     SUPERSEDED = "SUPERSEDED"
-    """A later version of the letter's source file replaced that file's records."""
+    """A later version of the letter's source file replaced that file's records, or a newer
+    arrival holds the record's key: found when it was redriven, and not stored."""
 
 
 class AlertStatus(StrEnum):

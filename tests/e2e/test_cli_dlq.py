@@ -288,3 +288,173 @@ def test_a_redrive_killed_anywhere_is_finished_by_the_next_with_one_letter_each(
     assert cli.run("audit", "--json").json()["ok"] is True
     stored = cli.json("query", "SELECT id FROM order_items ORDER BY id")
     assert [r["id"] for r in stored] == [2000, 2001]
+
+
+# -- redriven records keep their origin's identity --------------------------------------------
+
+
+def _sales(*rows: tuple[str, object]) -> str:
+    """A sale_events file: one desk sold per ``(sale_id, price)``."""
+    return json.dumps(
+        [
+            {
+                "sale_id": sale_id,
+                "product": "Desk",
+                "price": price,
+                "quantity": 1,
+                "timestamp": "2024-05-04T10:30:00Z",
+                "currency": "EUR",
+            }
+            for sale_id, price in rows
+        ]
+    )
+
+
+def _prices(cli: Cli) -> dict[str, float]:
+    rows = cli.json("query", "SELECT sale_id, price FROM sale_events ORDER BY sale_id")
+    return {r["sale_id"]: float(r["price"]) for r in rows}
+
+
+def test_a_duplicate_key_redriven_unchanged_keeps_the_stored_original(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "data")
+    source = tmp_path / "sales.json"
+    source.write_text(_sales(("s1", 10.0), ("s1", 99.0), ("s2", 20.0)))
+    [state] = cli.json("ingest", "--dataset", "sale_events", source)
+    assert (state["valid"], state["rejected"]) == (2, 1)
+    [letter] = cli.json("dlq", "list")
+    assert [r["rule"] for r in letter["reasons"]] == ["unique.key"]
+    assert _prices(cli) == {"s1": 10.0, "s2": 20.0}
+
+    result = cli.json("dlq", "redrive", "--id", letter["id"])
+    assert (result["redriven"], result["still_failing"], result["added"]) == (0, 1, 0)
+    assert _prices(cli) == {"s1": 10.0, "s2": 20.0}  # the original stays, once
+    [after] = cli.json("dlq", "list")  # still open, same id, and its history says why
+    assert after["id"] == letter["id"] and after["attempts"] == 2
+    assert [e["event"] for e in after["history"]] == ["rejected", "still_failing"]
+    assert "already stored" in after["history"][-1]["note"]
+    assert [r["rule"] for r in after["reasons"]] == ["unique.key"]
+    assert totals_of_sales(cli) == (30.0, 2)
+    assert cli.json("audit")["ok"] is True
+
+    # corrected to a key of its own, it is stored
+    fix = tmp_path / "fix.jsonl"
+    raw = {**after["raw"], "sale_id": "s3"}
+    fix.write_text(json.dumps({"_letter_id": after["id"], **raw}) + "\n")
+    fixed = cli.json("dlq", "redrive", "--from", fix)
+    assert (fixed["redriven"], fixed["still_failing"]) == (1, 0)
+    assert _prices(cli) == {"s1": 10.0, "s2": 20.0, "s3": 99.0}
+    assert cli.json("audit")["ok"] is True
+
+
+def test_a_redriven_record_never_beats_a_newer_arrival(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "data")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    old = tmp_path / "a" / "monday.json"
+    old.write_text(_sales(("s1", -5.0), ("s2", 20.0)))
+    cli.json("ingest", "--dataset", "sale_events", old)
+    new = tmp_path / "b" / "tuesday.json"
+    new.write_text(_sales(("s1", 15.0)))
+    cli.json("ingest", "--dataset", "sale_events", new)
+    [letter] = cli.json("dlq", "list")
+
+    fix = tmp_path / "fix.jsonl"
+    fix.write_text(json.dumps({"_letter_id": letter["id"], **letter["raw"], "price": 12.0}) + "\n")
+    result = cli.json("dlq", "redrive", "--from", fix)
+    assert (result["redriven"], result["still_failing"], result["superseded"]) == (0, 0, 1)
+    assert _prices(cli) == {"s1": 15.0, "s2": 20.0}  # tuesday's s1 arrived after monday's
+    [closed] = cli.json("dlq", "list", "--status", "SUPERSEDED")
+    assert closed["id"] == letter["id"]
+    assert closed["history"][-1]["event"] == "superseded"
+    assert totals_of_sales(cli) == (35.0, 2)
+    assert cli.json("audit")["ok"] is True
+
+
+def totals_of_sales(cli: Cli) -> tuple[float, int]:
+    rows = cli.json("totals", "--by", "day", "--dataset", "sale_events")
+    return (
+        round(sum(float(r["total_amount"]) for r in rows), 2),
+        sum(int(r["records"]) for r in rows),
+    )
+
+
+RETAIL = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
+
+
+def _retail(*lines: tuple[str, str, str]) -> str:
+    return RETAIL + "".join(
+        f"537001,{code},ITEM {code},{qty},12/1/2010 8:26,{price},17850,UK\n"
+        for code, qty, price in lines
+    )
+
+
+def _retail_stored(cli: Cli) -> dict[str, tuple[str, int]]:
+    with backend_of(cli.data_dir) as backend:
+        rows = backend.records.read("online_retail", columns=["StockCode", "Quantity"])
+    return {
+        r["_key"]: (r["StockCode"], r["Quantity"])
+        for r in rows.select("_key", "StockCode", "Quantity").to_dicts()
+    }
+
+
+def test_a_redriven_online_retail_line_is_replaced_when_its_file_is_re_sent(
+    tmp_path: Path,
+) -> None:
+    """A bad line of daily.csv is fixed and redriven, then the corrected daily.csv is sent
+    again: the line is its source's line 2 either way, so it is counted once."""
+    cli = Cli(tmp_path / "data")
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    first = tmp_path / "v1" / "daily.csv"
+    first.write_text(_retail(("X1", "2", "10.0"), ("X2", "three", "10.0"), ("X3", "4", "10.0")))
+    cli.json("ingest", "--dataset", "online_retail", first)
+    [letter] = cli.json("dlq", "list")
+
+    out = tmp_path / "fix.csv"
+    cli.run("dlq", "export", "--format", "csv", "--out", out)
+    header, cells = _read_csv(out)
+    row = dict(zip(header, cells, strict=True))
+    row["Quantity"] = "3"
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(row))
+        writer.writeheader()
+        writer.writerow(row)
+    result = cli.json("dlq", "redrive", "--from", out)
+    assert (result["redriven"], result["still_failing"]) == (1, 0)
+    assert _retail_stored(cli) == {
+        "daily.csv|1": ("X1", 2),
+        "daily.csv|2": ("X2", 3),  # the origin's line, not the redrive file's
+        "daily.csv|3": ("X3", 4),
+    }
+    [redriven] = cli.json("dlq", "list", "--status", "REDRIVEN")
+    assert redriven["id"] == letter["id"]
+    assert cli.json("audit")["ok"] is True
+
+    fixed = tmp_path / "v2" / "daily.csv"  # the corrected file, re-sent under its name
+    fixed.write_text(_retail(("X1", "2", "10.0"), ("X2", "3", "10.0"), ("X3", "4", "10.0")))
+    cli.json("ingest", "--dataset", "online_retail", fixed)
+    assert sorted(_retail_stored(cli)) == ["daily.csv|1", "daily.csv|2", "daily.csv|3"]
+    [invoice] = cli.json("totals", "--by", "invoice", "--dataset", "online_retail")
+    assert (round(float(invoice["total_amount"]), 2), int(invoice["records"])) == (90.0, 3)
+    assert cli.json("audit")["ok"] is True
+
+
+def test_a_redriven_line_of_a_replaced_version_is_not_stored(tmp_path: Path) -> None:
+    """daily.csv v2 no longer has the line a v1 letter came from: redriving it adds nothing."""
+    cli = Cli(tmp_path / "data")
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    first = tmp_path / "v1" / "daily.csv"
+    first.write_text(_retail(("X1", "2", "10.0"), ("X2", "2", "10.0"), ("X3", "bad", "10.0")))
+    cli.json("ingest", "--dataset", "online_retail", first)
+    [letter] = cli.json("dlq", "list")
+    second = tmp_path / "v2" / "daily.csv"
+    second.write_text(_retail(("X1", "1", "10.0")))
+    cli.json("ingest", "--dataset", "online_retail", second)
+
+    fix = tmp_path / "fix.jsonl"
+    fix.write_text(json.dumps({"_letter_id": letter["id"], **letter["raw"], "Quantity": "5"}))
+    result = cli.json("dlq", "redrive", "--from", fix)
+    assert (result["redriven"], result["superseded"]) == (0, 1)
+    assert _retail_stored(cli) == {"daily.csv|1": ("X1", 1)}
+    assert cli.json("audit")["ok"] is True

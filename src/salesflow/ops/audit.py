@@ -7,6 +7,11 @@
   under ``failed/``; no version's object is left in the inbox;
 - every rejected record of a file has its own letter (one per record, with the file's
   ``seq``);
+- the lake holds rows of committed versions only, one per key, and each key's row is the one
+  of the latest arrival that holds it (for Online Retail, among the latest version of each
+  source): the stored ``(_key, _arrived, _seq)`` are compared with what the key manifests
+  of the committed versions (``reports/keys/``, written at load) say should be stored, so a
+  key held by an older version's row, a lost key and a stray row are all found;
 - every aggregate equals a recomputation from the stored records.
 
 Each check is named; ``salesflow audit`` exits 1 when any fails and lists what it found.
@@ -15,7 +20,9 @@ Each check is named; ``salesflow audit`` exits 1 when any fails and lists what i
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Collection
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +33,11 @@ from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS, category_kpis, ord
 from salesflow.kpis.aggregates import TOTALS_BY, totals_columns
 from salesflow.models import FileRecord, FileStatus, LetterStatus
 from salesflow.ops.dlq import Filters, stream
+from salesflow.pipeline.lake import micros
 from salesflow.ports import AggregateSpec, Backend
+
+EXAMPLES = 3
+"""Keys named per violation of the latest-arrival check."""
 
 
 @dataclass
@@ -164,37 +175,191 @@ def _check_letters(backend: Backend, report: AuditReport, files: list[FileRecord
 
 def _check_lake(backend: Backend, report: AuditReport, files: list[FileRecord]) -> None:
     """The lake holds rows of committed versions only, no more of each than it kept
-    (``valid - superseded``; later versions may have replaced some), and one row per key."""
+    (``valid - superseded``, plus the records redrives stored in its name; later versions may
+    have replaced some), one row per key, and each key's row from the latest arrival that
+    holds it."""
     committed: dict[str, dict[int, FileRecord]] = {}
     for record in files:
         if record.status == FileStatus.SUCCESS:
             committed.setdefault(record.dataset, {})[record.seq] = record
-    datasets = {r.dataset for r in files if r.status == FileStatus.SUCCESS}
-    for dataset in sorted(datasets):
-        held = backend.lake.rows_by_seq(dataset)
-        mine = committed.get(dataset, {})
-        strays = sorted(set(held) - set(mine))
-        report.check(
-            "lake_rows",
-            not strays,
-            f"{dataset}: rows of versions that did not commit (seq {strays[:5]})",
-        )
-        for seq, rows in sorted(held.items()):
-            found = mine.get(seq)
-            if found is None:
-                continue
-            kept = found.valid - found.superseded
+    for dataset in sorted(committed):
+        mine = committed[dataset]
+        with ExitStack() as stack:
+            manifests = _manifests(backend, report, dataset, mine, stack)
+            redriven = _redriven_into(manifests, mine) if manifests is not None else Counter()
+            held = backend.lake.rows_by_seq(dataset)
+            strays = sorted(set(held) - set(mine))
             report.check(
                 "lake_rows",
-                rows <= kept,
-                f"{_name(found)}: the lake holds {rows} of its rows, it kept {kept}",
+                not strays,
+                f"{dataset}: rows of versions that did not commit (seq {strays[:5]})",
             )
-        keys = backend.lake.read(dataset, columns=[]).get_column("_key")
-        report.check(
-            "one_version",
-            keys.n_unique() == keys.len(),
-            f"{dataset}: {keys.len() - keys.n_unique()} keys held by more than one row",
+            for seq, rows in sorted(held.items()):
+                found = mine.get(seq)
+                if found is None:
+                    continue
+                kept = found.valid - found.superseded + redriven[seq]
+                report.check(
+                    "lake_rows",
+                    rows <= kept,
+                    f"{_name(found)}: the lake holds {rows} of its rows, it kept {kept}",
+                )
+            stored = backend.lake.read(dataset, columns=[]).select("_key", "_arrived", "_seq")
+            keys = stored.get_column("_key")
+            report.check(
+                "one_version",
+                keys.n_unique() == keys.len(),
+                f"{dataset}: {keys.len() - keys.n_unique()} keys held by more than one row",
+            )
+            if manifests is not None:
+                _check_latest(report, dataset, mine, manifests, stored)
+
+
+def _manifests(
+    backend: Backend,
+    report: AuditReport,
+    dataset: str,
+    mine: dict[int, FileRecord],
+    stack: ExitStack,
+) -> dict[int, list[Path]] | None:
+    """The local files of the key manifests of ``dataset``'s committed versions, by version
+    (``_key``, ``_source``, ``_arrived``, ``_seq`` of every valid record each staged), or
+    None when one is missing
+    (a data dir written before manifests existed, or one deleted): then the latest-arrival
+    check cannot be made, and that is a violation of its own."""
+    parts: dict[int, list[str]] = defaultdict(list)
+    for info in backend.store.list(layout.keys_prefix(dataset)):
+        seq = layout.keys_seq(info.key)
+        if seq in mine:
+            parts[seq].append(info.key)
+    missing = sorted(s for s, r in mine.items() if r.valid and s not in parts)
+    report.check(
+        "key_manifest",
+        not missing,
+        f"{dataset}: committed versions with no key manifest under {layout.KEYS} (seq "
+        f"{missing[:5]}), so which arrival should hold each key cannot be checked",
+    )
+    if missing:
+        return None
+    return {
+        s: [stack.enter_context(backend.store.fetch(k)) for k in keys] for s, keys in parts.items()
+    }
+
+
+MANIFEST = {"_key": pl.String, "_source": pl.String, "_arrived": pl.Int64, "_seq": pl.Int64}
+
+
+def _scan(manifests: dict[int, list[Path]], seqs: Collection[int] | None = None) -> pl.LazyFrame:
+    """The rows of the manifests (of the versions ``seqs`` only, if given)."""
+    paths = [p for s, ps in sorted(manifests.items()) if seqs is None or s in seqs for p in ps]
+    if not paths:
+        return pl.LazyFrame(schema=MANIFEST)
+    return pl.scan_parquet(paths, schema=MANIFEST)
+
+
+def _redriven_into(manifests: dict[int, list[Path]], mine: dict[int, FileRecord]) -> Counter[int]:
+    """Per version, how many records redrives staged in its name (a redriven record takes
+    the version of the record it was rejected as)."""
+    redrives = {s for s, r in mine.items() if r.origin}
+    if not redrives:
+        return Counter()
+    counts = (
+        _scan(manifests, redrives)
+        .filter(pl.col("_seq").is_in(list(redrives)).not_())
+        .group_by("_seq")
+        .len()
+        .collect()
+    )
+    return Counter(dict(counts.iter_rows()))
+
+
+def _check_latest(
+    report: AuditReport,
+    dataset: str,
+    mine: dict[int, FileRecord],
+    manifests: dict[int, list[Path]],
+    stored: pl.DataFrame,
+) -> None:
+    """Each key's stored row is the one of the latest arrival ``(_arrived, _seq)`` whose
+    manifest holds it; for datasets whose sources are replaced whole (Online Retail), only
+    the latest version of each source counts. Compares versions, not values: a row of an
+    older version, a key no committed version should hold, and a key missing from the lake
+    are each a violation."""
+    from salesflow.datasets import get_spec
+    from salesflow.pipeline.lake import replaces_source
+
+    rows = _scan(manifests)
+    if replaces_source(get_spec(dataset)):
+        newest: dict[str, tuple[int, int]] = {}
+        for record in mine.values():
+            version = (micros(record.arrived_at or record.started_at), record.seq)
+            newest[record.source] = max(newest.get(record.source, version), version)
+        latest = pl.LazyFrame(
+            {
+                "_source": list(newest),
+                "__a": [v[0] for v in newest.values()],
+                "__s": [v[1] for v in newest.values()],
+            },
+            schema={"_source": pl.String, "__a": pl.Int64, "__s": pl.Int64},
         )
+        rows = (
+            rows.join(latest, on="_source", how="inner")
+            .filter((pl.col("_arrived") == pl.col("__a")) & (pl.col("_seq") == pl.col("__s")))
+            .drop("__a", "__s")
+        )
+    expected = rows.group_by("_key").agg(
+        pl.col("_arrived").sort_by("_arrived", "_seq").last().alias("want_arrived"),
+        pl.col("_seq").sort_by("_arrived", "_seq").last().alias("want_seq"),
+    )
+    both = (
+        expected.join(stored.lazy(), on="_key", how="full", coalesce=True)
+        .filter(
+            pl.col("_seq").is_null()
+            | pl.col("want_seq").is_null()
+            | (pl.col("_seq") != pl.col("want_seq"))
+            | (pl.col("_arrived") != pl.col("want_arrived"))
+        )
+        .sort("_key")
+        .collect()
+    )
+    older = both.filter(pl.col("_seq").is_not_null() & pl.col("want_seq").is_not_null())
+    report.check(
+        "latest_arrival",
+        older.is_empty(),
+        f"{dataset}: {older.height} keys hold a row of another version than the latest "
+        "arrival that holds them, e.g. "
+        + "; ".join(
+            f"{r['_key']!r} holds seq {r['_seq']}'s row, the latest arrival is "
+            f"{_version(mine, r['want_seq'])}"
+            for r in older.head(EXAMPLES).iter_rows(named=True)
+        ),
+    )
+    lost = both.filter(pl.col("_seq").is_null())
+    report.check(
+        "latest_arrival",
+        lost.is_empty(),
+        f"{dataset}: {lost.height} keys stored by a committed version are not in the lake, "
+        "e.g. "
+        + "; ".join(
+            f"{r['_key']!r} of {_version(mine, r['want_seq'])}"
+            for r in lost.head(EXAMPLES).iter_rows(named=True)
+        ),
+    )
+    strays = both.filter(pl.col("want_seq").is_null())
+    report.check(
+        "latest_arrival",
+        strays.is_empty(),
+        f"{dataset}: {strays.height} stored keys that no latest committed version holds, "
+        "e.g. "
+        + "; ".join(
+            f"{r['_key']!r} (seq {r['_seq']})" for r in strays.head(EXAMPLES).iter_rows(named=True)
+        ),
+    )
+
+
+def _version(mine: dict[int, FileRecord], seq: int) -> str:
+    found = mine.get(seq)
+    return _name(found) if found is not None else f"seq {seq}"
 
 
 def _same(stored: pl.DataFrame, fresh: pl.DataFrame, spec: AggregateSpec) -> bool:

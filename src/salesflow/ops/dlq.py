@@ -181,6 +181,8 @@ class RedriveResult:
     files: list[StepState] = field(default_factory=list)
     redriven: int = 0
     still_failing: int = 0
+    superseded: int = 0
+    """Records that passed but were not stored: a newer arrival holds their key."""
     added: int = 0
     """Records without a letter (added by a person) that were stored."""
     unknown: list[str] = field(default_factory=list)
@@ -197,6 +199,7 @@ class RedriveResult:
             "files": [s.to_dict() for s in self.files],
             "redriven": self.redriven,
             "still_failing": self.still_failing,
+            "superseded": self.superseded,
             "added": self.added,
             "unknown": self.unknown,
             "skipped": self.skipped,
@@ -273,14 +276,18 @@ def _by_dataset(
 def _count(
     letters: DeadLetters, file: RedriveFile, state: StepState, result: RedriveResult
 ) -> None:
-    """How the letters of a settled redrive file ended: REDRIVEN, or NEW (still failing)."""
+    """How the letters of a settled redrive file ended: REDRIVEN (stored), SUPERSEDED (a newer
+    arrival holds the key) or NEW (still failing, or a duplicate of the record stored from
+    its own file version); and how many records without a letter were stored."""
     ids = [i for i in file.origins.values() if i is not None]
-    failing = 0
+    redriven = 0
     for part in _batched(ids, PAGE):
         for letter in letters.get(part):
             if letter.status == LetterStatus.REDRIVEN:
-                result.redriven += 1
+                redriven += 1
+            elif letter.status == LetterStatus.SUPERSEDED:
+                result.superseded += 1
             else:
-                failing += 1
-    result.still_failing += failing
-    result.added += len(file.origins) - len(ids) - (state.rejected - failing)
+                result.still_failing += 1
+    result.redriven += redriven
+    result.added += max(0, state.valid - state.superseded - redriven)

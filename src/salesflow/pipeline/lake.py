@@ -4,12 +4,13 @@ commit changes in the totals.
 Identity (``docs/design.md`` §1): every row carries its file version (``_seq``), its arrival
 (``_arrived``, µs since the epoch), its source (the file's name) and its record number. Online
 Retail lines have no key of their own: a line is ``<source>|<record>``, so files with other
-names never touch each other and a re-sent file replaces its earlier version's lines.
+names never touch each other and a re-sent file replaces its earlier version's lines. A
+redriven record keeps the identity of the record it was rejected as (``redrive.identities``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 import polars as pl
@@ -17,6 +18,7 @@ import polars as pl
 from salesflow.datasets.spec import DatasetSpec
 from salesflow.kpis.aggregates import TOTALS, TOTALS_BY, totals
 from salesflow.models import FileRecord
+from salesflow.pipeline.redrive import Identity
 
 
 def micros(when: datetime) -> int:
@@ -32,9 +34,16 @@ def replaces_source(spec: DatasetSpec) -> bool:
     return spec.line_key is not None
 
 
-def identify(spec: DatasetSpec, record: FileRecord, valid: pl.DataFrame) -> pl.DataFrame:
+def identify(
+    spec: DatasetSpec,
+    record: FileRecord,
+    valid: pl.DataFrame,
+    origins: Mapping[int, Identity] | None = None,
+) -> pl.DataFrame:
     """``valid`` with the version columns the lake stages: ``_seq``, ``_arrived``, ``_source``,
-    ``_record``, and for line datasets ``_key = <source>|<record>``."""
+    ``_record``, and for line datasets ``_key = <source>|<record>``. A record of a redrive file
+    named in ``origins`` (by its record number there) takes the identity of the record it was
+    rejected as."""
     source = record.source
     frame = valid.with_columns(
         pl.lit(record.seq, dtype=pl.Int64).alias("_seq"),
@@ -42,13 +51,50 @@ def identify(spec: DatasetSpec, record: FileRecord, valid: pl.DataFrame) -> pl.D
         pl.lit(source, dtype=pl.String).alias("_source"),
         pl.col("_record").cast(pl.Int64),
     )
+    if origins:
+        frame = _as_origins(frame, origins)
     if replaces_source(spec):
         frame = frame.with_columns(
-            pl.concat_str([pl.lit(source), pl.col("_record").cast(pl.String)], separator="|")
+            pl.concat_str([pl.col("_source"), pl.col("_record").cast(pl.String)], separator="|")
             .cast(pl.String)
             .alias("_key")
         )
     return frame
+
+
+def _as_origins(frame: pl.DataFrame, origins: Mapping[int, Identity]) -> pl.DataFrame:
+    """``frame``'s version columns replaced by those of ``origins`` where it names a record."""
+    mine = frame.get_column("_record").to_list()
+    found = [(n, origins[n]) for n in mine if n in origins]
+    if not found:
+        return frame
+    given = pl.DataFrame(
+        {
+            "_record": [n for n, _ in found],
+            "__seq": [x.seq for _, x in found],
+            "__arrived": [micros(x.arrived) for _, x in found],
+            "__source": [x.source for _, x in found],
+            "__record": [x.record for _, x in found],
+        },
+        schema={
+            "_record": pl.Int64,
+            "__seq": pl.Int64,
+            "__arrived": pl.Int64,
+            "__source": pl.String,
+            "__record": pl.Int64,
+        },
+    )
+    columns = frame.columns
+    return (
+        frame.join(given, on="_record", how="left", maintain_order="left")
+        .with_columns(
+            pl.coalesce("__seq", "_seq").alias("_seq"),
+            pl.coalesce("__arrived", "_arrived").alias("_arrived"),
+            pl.coalesce("__source", "_source").alias("_source"),
+            pl.coalesce("__record", "_record").alias("_record"),
+        )
+        .select(columns)
+    )
 
 
 def totals_of(dataset: str, rows: pl.DataFrame, *, sign: int = 1) -> pl.DataFrame:

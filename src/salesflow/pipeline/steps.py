@@ -66,6 +66,8 @@ DELTA = "totals-delta.parquet"
 """Spooled by commit: what the commit changes in the totals (applied once at publish)."""
 LOST = "lost-keys.parquet"
 """Spooled by commit: the file's keys that lost to a newer or the same version (no alert)."""
+REDRIVE_LOST = "redrive-lost.parquet"
+"""Spooled by a redrive's commit: the records it did not store, by origin, and why."""
 ERROR_CHARS = 600
 """An error kept in lineage is cut to this length (a poison file can raise huge messages)."""
 
@@ -346,6 +348,8 @@ def load(
     record = _row(backend, state)
     backend.lake.discard(spec.name, state.seq)  # a redo: forget what an earlier attempt staged
     _drop_spool(backend, state.seq)
+    _drop_keys(backend, spec.name, state.seq)
+    origins = _redriven(backend, record)
     reference = _reference(backend, settings, spec)
     threshold = settings.alerts.threshold_for(spec.name)
     days: set[date] = set()
@@ -366,9 +370,10 @@ def load(
             chunk_rows=settings.chunk_rows,
             scratch=settings.scratch_dir,
         ):
-            valid = identify(spec, record, chunk.valid)
+            valid = identify(spec, record, chunk.valid, origins)
             if not valid.is_empty():
                 staging.write(valid)
+                _keep_keys(backend, spec.name, state.seq, chunk.index, valid)
                 added.append(totals_of(spec.name, valid))
                 days.update(valid.get_column("_day").drop_nulls().unique().to_list())
                 hits = _alert_rows(spec.name, valid, threshold)
@@ -389,6 +394,33 @@ def load(
         _spool(backend, state.seq, ADDED, adds)
     failpoint(settings, "after_load", spec.name)
     return state
+
+
+def _redriven(backend: Backend, record: FileRecord) -> dict[int, redrive.Identity] | None:
+    """For a redrive file: the identity each record takes (that of the record it was
+    rejected as); None for any other file."""
+    if not record.origin:
+        return None
+    origins = redrive.read_origins(backend.store, record.key)
+    if origins is None:
+        return None
+    return redrive.identities(backend.letters, backend.tables, origins)
+
+
+def _keep_keys(backend: Backend, dataset: str, seq: int, part: int, valid: pl.DataFrame) -> None:
+    """The key manifest of a chunk: the version of every valid record it staged (the audit
+    checks that each stored key comes from the latest arrival that held it)."""
+    buffer = io.BytesIO()
+    valid.select("_key", "_source", "_arrived", "_seq").write_parquet(
+        buffer, compression="zstd", compression_level=1
+    )
+    backend.store.put_bytes(layout.keys_key(dataset, seq, part), buffer.getvalue())
+
+
+def _drop_keys(backend: Backend, dataset: str, seq: int) -> None:
+    """Forget the key manifest of a version that is redone or did not commit."""
+    for info in backend.store.list(layout.keys_prefix(dataset, seq)):
+        backend.store.delete(info.key)
 
 
 def _alert_rows(dataset: str, valid: pl.DataFrame, threshold: float) -> pl.DataFrame:
@@ -435,6 +467,7 @@ def commit(
         sources = None
         if replaces_source(spec):
             sources = {record.source: (micros(record.arrived_at or record.started_at), record.seq)}
+            sources.update(_origin_sources(backend, record))
         resolution = lake.resolve(spec.name, record.seq, replace_sources=sources)
         _settle_resolution(backend, spec.name, record, resolution)
         failpoint(settings, "before_commit", record.dataset)
@@ -447,6 +480,29 @@ def commit(
         return StepState.of(current)
     failpoint(settings, "after_lineage", record.dataset)
     return StepState.of(record)
+
+
+def _origin_sources(backend: Backend, record: FileRecord) -> dict[str, tuple[int, int]]:
+    """For a redrive file of a line dataset: the newest committed version of each source its
+    records came from. A redriven line of an older version of its source is superseded, as
+    the rest of that version was (read under the dataset's lock: no commit moves it)."""
+    from salesflow.pipeline.lake import micros
+
+    found = _redriven(backend, record)
+    if not found:
+        return {}
+    newest: dict[str, tuple[int, int]] = {}
+    for source in {x.source for x in found.values()}:
+        versions = [
+            (micros(f.arrived_at or f.started_at), f.seq)
+            for f in backend.tables.list_files(
+                FileStatus.SUCCESS, dataset=record.dataset, source=source
+            )
+            if not f.origin
+        ]
+        if versions:
+            newest[source] = max(versions)
+    return newest
 
 
 def _settle_resolution(
@@ -478,10 +534,35 @@ def _settle_resolution(
             totals_of(dataset, resolution.replaced, sign=-1),
         ]
     )
-    for name, frame in ((DELTA, delta), (LOST, lost)):
+    spooled = [(DELTA, delta), (LOST, lost)]
+    if record.origin:  # a redrive: which letters' records were not stored, and why
+        spooled.append((REDRIVE_LOST, _redrive_lost(resolution)))
+    for name, frame in spooled:
         if not frame.is_empty():  # nothing spooled reads as nothing
             _spool(backend, record.seq, name, frame)
     record.days = sorted({*record.days, *(d.isoformat() for d in resolution.days)})
+
+
+def _redrive_lost(resolution: Resolution) -> pl.DataFrame:
+    """The origin ``(_seq, _record)`` of a redrive's records that were not stored, with why
+    (``redrive.DUPLICATE`` or ``redrive.SUPERSEDED``)."""
+    import polars as pl
+
+    parts = [
+        frame.select(
+            pl.col("_seq").cast(pl.Int64),
+            pl.col("_record").cast(pl.Int64),
+            pl.lit(kind, dtype=pl.String).alias("kind"),
+        )
+        for frame, kind in (
+            (resolution.duplicates, redrive.DUPLICATE),
+            (resolution.superseded, redrive.SUPERSEDED),
+        )
+        if frame.height
+    ]
+    if not parts:
+        return pl.DataFrame(schema={"_seq": pl.Int64, "_record": pl.Int64, "kind": pl.String})
+    return pl.concat(parts)
 
 
 def _row(backend: Backend, state: StepState) -> FileRecord:
@@ -500,6 +581,8 @@ def _changed(backend: Backend, record: FileRecord, now: datetime) -> StepState:
     with contextlib.suppress(SalesflowError):
         backend.lake.discard(get_spec(record.dataset).name, record.seq)
     _drop_spool(backend, record.seq)
+    with contextlib.suppress(SalesflowError):  # a dataset name no key can hold: none written
+        _drop_keys(backend, record.dataset, record.seq)
     record.status = FileStatus.CHANGED
     record.finished_at = now
     record.rows_in = record.valid = record.rejected = record.superseded = 0
@@ -555,7 +638,13 @@ def publish(
                 fresh = redrive.fold(backend.letters, fresh, origins, record.seq, now)
             backend.letters.put(fresh)
     if origins is not None:
-        redrive.settle(backend.letters, origins, failing, record.seq, now)
+        with _spooled(backend, record.seq, REDRIVE_LOST) as frames:
+            lost_records: redrive.Lost = {
+                (int(r["_seq"]), int(r["_record"])): str(r["kind"])
+                for frame in frames
+                for r in frame.iter_rows(named=True)
+            }
+        redrive.settle(backend.letters, origins, failing, record.seq, now, lost_records)
     threshold = settings.alerts.threshold_for(spec.name)
     sinks = [n.name for n in backend.notifiers]
     with _spooled(backend, record.seq, LOST) as frames:
@@ -619,6 +708,8 @@ def fail(
 
         backend.lake.discard(get_spec(record.dataset).name, record.seq)
     _drop_spool(backend, record.seq)
+    with contextlib.suppress(SalesflowError):  # a dataset name no key can hold: none written
+        _drop_keys(backend, record.dataset, record.seq)
     record.status = FileStatus.FAILED
     record.error = error
     record.finished_at = now

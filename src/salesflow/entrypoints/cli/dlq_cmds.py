@@ -236,6 +236,11 @@ def redrive(
     else:
         console.print(
             f"redriven: {result.redriven:,}, still failing: {result.still_failing:,}"
+            + (
+                f", superseded by a newer arrival: {result.superseded:,}"
+                if result.superseded
+                else ""
+            )
             + (f", new records stored: {result.added:,}" if result.added else "")
         )
         if result.skipped:

@@ -264,8 +264,10 @@ def _redrive(backend: Backend, settings: Settings, ids: list[str], form: dict[st
     with processing_lock(settings):
         result = dlq_ops.redrive(backend, settings, items)
     missing = len(ids) - len(chosen)
-    return f"redriven: {result.redriven}, still failing: {result.still_failing}" + (
-        f", unknown: {missing}" if missing else ""
+    return (
+        f"redriven: {result.redriven}, still failing: {result.still_failing}"
+        + (f", superseded by a newer arrival: {result.superseded}" if result.superseded else "")
+        + (f", unknown: {missing}" if missing else "")
     )
 
 
