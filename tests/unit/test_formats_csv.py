@@ -290,3 +290,32 @@ def test_online_retail_iso_timestamps_as_pandas_and_excel_write_them(tmp_path: P
 def test_a_name_that_looks_like_a_glob_pattern_is_read_as_a_name(tmp_path: Path, name: str) -> None:
     result = validate(write(tmp_path, name, f"{RETAIL_HEADER}\n{LINE}\n"), "online_retail")
     assert result.report.valid == 1
+
+
+def test_a_quote_free_file_is_re_read_as_lines_with_the_csv_modules_records(
+    tmp_path: Path,
+) -> None:
+    from salesflow.validation.csv_source import RawRecords, quote_free
+
+    body = "a,b,c\n1,2,3\n,,\n\n4,5\n,6,7\n,,,x\n8,9,10,11,12\n \n13,,\n14,15,16"
+    path = tmp_path / "plain.csv"
+    path.write_bytes(body.encode())
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_bytes(body.replace("8,9", '"8,x",9').encode())
+    crlf = tmp_path / "crlf.csv"
+    crlf.write_bytes(body.replace("\n", "\r\n").encode())
+    assert quote_free(path) and not quote_free(quoted) and not quote_free(crlf)
+
+    def walk(lines: bool, batches: list[list[int]]) -> list[dict[int, list[str]]]:
+        again = RawRecords(path, 4, lines=lines)
+        try:
+            return [again.fetch(b) for b in batches]
+        finally:
+            again.close()
+
+    batches = [[1], [3, 4], [5, 6], [7, 8, 9, 20]]
+    by_lines, by_csv = walk(True, batches), walk(False, batches)
+    assert by_lines == by_csv
+    # blank records (",," and "") are not numbered; ",,,x" has a 4th field and is a record
+    assert by_lines[1] == {3: ["", "6", "7"], 4: ["", "", "", "x"]}
+    assert by_lines[3] == {7: ["13", "", ""], 8: ["14", "15", "16"]}  # " " is a record
