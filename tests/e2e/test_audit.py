@@ -11,6 +11,7 @@ import pytest
 
 from salesflow.models import LetterStatus
 from tests.fixtures.cli import Cli, backend_of
+from tests.fixtures.samples import desk_sales
 
 pytestmark = pytest.mark.subprocess
 
@@ -89,22 +90,6 @@ def test_a_letter_closed_without_a_reason_is_found(healthy: Cli) -> None:
     assert any(v.startswith("letter_reason:") for v in _violations(healthy))
 
 
-def _sales(*rows: tuple[str, float]) -> str:
-    return json.dumps(
-        [
-            {
-                "sale_id": sale_id,
-                "product": "Desk",
-                "price": price,
-                "quantity": 1,
-                "timestamp": "2024-05-04T10:30:00Z",
-                "currency": "EUR",
-            }
-            for sale_id, price in rows
-        ]
-    )
-
-
 def _fragments(cli: Cli, dataset: str) -> list[Path]:
     return sorted((cli.data_dir / "bucket" / "lake" / dataset).rglob("part-*.parquet"))
 
@@ -118,9 +103,9 @@ def test_a_key_held_by_an_older_versions_row_is_found(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     monday = tmp_path / "a" / "monday.json"
-    monday.write_text(_sales(("s1", 10.0), ("s2", 20.0)))
+    monday.write_text(desk_sales(("s1", 10.0), ("s2", 20.0)))
     tuesday = tmp_path / "b" / "tuesday.json"
-    tuesday.write_text(_sales(("s2", 25.0), ("s3", 30.0)))
+    tuesday.write_text(desk_sales(("s2", 25.0), ("s3", 30.0)))
     cli.run("ingest", "--dataset", "sale_events", monday)
     cli.run("ingest", "--dataset", "sale_events", tuesday)
     assert cli.run("audit", "--json").json()["ok"] is True

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from salesflow.models import DeadLetter, LetterEvent, Reason
-from tests.fixtures.cli import SALESFLOW, Cli, backend_of
+from tests.fixtures.cli import SALESFLOW, Cli, backend_of, totals_of_sales
+from tests.fixtures.samples import desk_sales
 from tests.fixtures.thelook import ITEMS_HEADER, ORDERS_CSV, PRODUCTS_CSV
 
 pytestmark = pytest.mark.subprocess
@@ -293,23 +294,6 @@ def test_a_redrive_killed_anywhere_is_finished_by_the_next_with_one_letter_each(
 # -- redriven records keep their origin's identity --------------------------------------------
 
 
-def _sales(*rows: tuple[str, object]) -> str:
-    """A sale_events file: one desk sold per ``(sale_id, price)``."""
-    return json.dumps(
-        [
-            {
-                "sale_id": sale_id,
-                "product": "Desk",
-                "price": price,
-                "quantity": 1,
-                "timestamp": "2024-05-04T10:30:00Z",
-                "currency": "EUR",
-            }
-            for sale_id, price in rows
-        ]
-    )
-
-
 def _prices(cli: Cli) -> dict[str, float]:
     rows = cli.json("query", "SELECT sale_id, price FROM sale_events ORDER BY sale_id")
     return {r["sale_id"]: float(r["price"]) for r in rows}
@@ -318,7 +302,7 @@ def _prices(cli: Cli) -> dict[str, float]:
 def test_a_duplicate_key_redriven_unchanged_keeps_the_stored_original(tmp_path: Path) -> None:
     cli = Cli(tmp_path / "data")
     source = tmp_path / "sales.json"
-    source.write_text(_sales(("s1", 10.0), ("s1", 99.0), ("s2", 20.0)))
+    source.write_text(desk_sales(("s1", 10.0), ("s1", 99.0), ("s2", 20.0)))
     [state] = cli.json("ingest", "--dataset", "sale_events", source)
     assert (state["valid"], state["rejected"]) == (2, 1)
     [letter] = cli.json("dlq", "list")
@@ -351,10 +335,10 @@ def test_a_redriven_record_never_beats_a_newer_arrival(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     old = tmp_path / "a" / "monday.json"
-    old.write_text(_sales(("s1", -5.0), ("s2", 20.0)))
+    old.write_text(desk_sales(("s1", -5.0), ("s2", 20.0)))
     cli.json("ingest", "--dataset", "sale_events", old)
     new = tmp_path / "b" / "tuesday.json"
-    new.write_text(_sales(("s1", 15.0)))
+    new.write_text(desk_sales(("s1", 15.0)))
     cli.json("ingest", "--dataset", "sale_events", new)
     [letter] = cli.json("dlq", "list")
 
@@ -368,14 +352,6 @@ def test_a_redriven_record_never_beats_a_newer_arrival(tmp_path: Path) -> None:
     assert closed["history"][-1]["event"] == "superseded"
     assert totals_of_sales(cli) == (35.0, 2)
     assert cli.json("audit")["ok"] is True
-
-
-def totals_of_sales(cli: Cli) -> tuple[float, int]:
-    rows = cli.json("totals", "--by", "day", "--dataset", "sale_events")
-    return (
-        round(sum(float(r["total_amount"]) for r in rows), 2),
-        sum(int(r["records"]) for r in rows),
-    )
 
 
 RETAIL = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"

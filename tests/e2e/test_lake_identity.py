@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,9 @@ from typing import Any
 import pytest
 
 from salesflow.models import FileStatus
-from tests.fixtures.cli import Cli, backend_of, files_under, jsonl
+from tests.fixtures.cli import Cli, backend_of, files_under, jsonl, totals_of_sales
 from tests.fixtures.common import ONLINE_RETAIL_SAMPLE
+from tests.fixtures.samples import desk_sales, split_inside_an_invoice
 
 pytestmark = pytest.mark.subprocess
 
@@ -38,19 +38,6 @@ def totals(cli: Cli, by: str) -> dict[str, tuple[float, int]]:
 
 def all_totals(cli: Cli) -> dict[str, dict[str, tuple[float, int]]]:
     return {by: totals(cli, by) for by in ("invoice", "customer", "day")}
-
-
-def split_inside_an_invoice(path: Path) -> tuple[str, str, str]:
-    """The header, and the lines before and after a cut between two lines of one invoice."""
-    text = path.read_text(encoding="utf-8-sig")
-    header, *rows = text.splitlines(keepends=True)
-    middle = len(rows) // 2
-    cut = next(
-        n
-        for n in range(middle, len(rows) - 1)
-        if rows[n].split(",")[0] == rows[n + 1].split(",")[0]
-    )
-    return header, "".join(rows[: cut + 1]), "".join(rows[cut + 1 :])
 
 
 def test_a_file_split_inside_an_invoice_gives_the_whole_files_totals(tmp_path: Path) -> None:
@@ -130,23 +117,6 @@ def test_a_re_sent_file_replaces_its_earlier_versions_lines(tmp_path: Path) -> N
 # -- commit visibility -----------------------------------------------------------------------
 
 
-def sales(*rows: tuple[str, float]) -> str:
-    """A sale_events file: one sale of one desk per ``(sale_id, price)``."""
-    return json.dumps(
-        [
-            {
-                "sale_id": sale_id,
-                "product": "Desk",
-                "price": price,
-                "quantity": 1,
-                "timestamp": "2024-05-04T10:30:00Z",
-                "currency": "EUR",
-            }
-            for sale_id, price in rows
-        ]
-    )
-
-
 def _visible(cli: Cli) -> dict[str, float]:
     with backend_of(cli.data_dir) as backend:
         rows = backend.lake.read("sale_events", columns=["price"])
@@ -175,10 +145,10 @@ def test_a_file_killed_before_its_commit_leaves_no_record_and_is_redone_once(
     cli = Cli(tmp_path / "data")
     (tmp_path / "in").mkdir()
     old = tmp_path / "in" / "monday.json"
-    old.write_text(sales(("s1", 10.0), ("s2", 20.0)))
+    old.write_text(desk_sales(("s1", 10.0), ("s2", 20.0)))
     cli.run("ingest", old)
     new = tmp_path / "in" / "tuesday.json"
-    new.write_text(sales(("s2", 25.0), ("s3", 30.0)))
+    new.write_text(desk_sales(("s2", 25.0), ("s3", 30.0)))
 
     killed = cli.run("ingest", new, code=None, env={"SALESFLOW_FAILPOINT": point})
     assert killed.returncode == KILLED, str(killed)
@@ -188,7 +158,7 @@ def test_a_file_killed_before_its_commit_leaves_no_record_and_is_redone_once(
 
     (tmp_path / "later").mkdir()
     later = tmp_path / "later" / "wednesday.json"
-    later.write_text(sales(("s4", 40.0)))
+    later.write_text(desk_sales(("s4", 40.0)))
     cli.run("ingest", later)  # recovers the crashed version first
 
     assert _visible(cli) == {"s1": 10.0, "s2": 25.0, "s3": 30.0, "s4": 40.0}
@@ -203,23 +173,15 @@ def test_a_file_killed_before_its_commit_leaves_no_record_and_is_redone_once(
     assert cli.json("audit")["ok"] is True
 
 
-def totals_of_sales(cli: Cli) -> tuple[float, int]:
-    rows = cli.json("totals", "--by", "day", "--dataset", "sale_events")
-    return (
-        round(sum(float(r["total_amount"]) for r in rows), 2),
-        sum(int(r["records"]) for r in rows),
-    )
-
-
 @pytest.mark.parametrize("point", ["after_load", "before_commit"])
 def test_a_failed_file_leaves_no_record(tmp_path: Path, point: str) -> None:
     cli = Cli(tmp_path / "data")
     (tmp_path / "in").mkdir()
     old = tmp_path / "in" / "monday.json"
-    old.write_text(sales(("s1", 10.0), ("s2", 20.0)))
+    old.write_text(desk_sales(("s1", 10.0), ("s2", 20.0)))
     cli.run("ingest", old)
     new = tmp_path / "in" / "tuesday.json"
-    new.write_text(sales(("s2", 900.0), ("s3", 30.0)))
+    new.write_text(desk_sales(("s2", 900.0), ("s3", 30.0)))
 
     failed = cli.run(
         "ingest", new, code=1, env={"SALESFLOW_FAILPOINT": f"raise:{point}:sale_events"}

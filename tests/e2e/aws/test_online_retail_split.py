@@ -24,8 +24,8 @@ from salesflow.models import FileStatus
 from salesflow.pipeline.steps import process_file
 from salesflow.ports import Backend
 from tests.e2e.aws.harness import Stack, lineage_of, run_files
-from tests.e2e.test_lake_identity import split_inside_an_invoice
 from tests.fixtures.common import ONLINE_RETAIL_SAMPLE
+from tests.fixtures.samples import split_inside_an_invoice
 
 pytestmark = pytest.mark.aws
 
