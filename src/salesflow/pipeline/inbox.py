@@ -130,12 +130,14 @@ def tick(
     # A batch a crash interrupted is finished first, whatever the rules say now.
     resumed = backend.store.exists(layout.BATCH_MARKER)
     late = [] if resumed else unbatched(waiting, settings.batching)
-    for pending in order_batch(late, settings.batching.datasets):
-        if should_stop():
-            break
-        _run(backend, settings, pending.key, pending.dataset, result, progress)
-        if pending.key not in result.retry_later:
-            backend.tables.remove_pending([pending.key])
+    _run_each(
+        backend,
+        settings,
+        order_batch(late, settings.batching.datasets),
+        result,
+        progress,
+        should_stop,
+    )
     waiting = [p for p in waiting if p not in late]
     if resumed or (force_batch and waiting):
         result.batch_reason = "resumed" if resumed else "forced"
@@ -190,14 +192,29 @@ def _run_batch(
     should_stop: Callable[[], bool],
 ) -> None:
     """The batch's files in order; the marker goes once every file is done."""
-    for pending in batch:
+    if not _run_each(backend, settings, batch, result, progress, should_stop):
+        return
+    if not any(p.key in result.retry_later for p in batch):
+        backend.store.delete(layout.BATCH_MARKER)
+
+
+def _run_each(
+    backend: Backend,
+    settings: Settings,
+    files: list[PendingFile],
+    result: TickResult,
+    progress: Progress | None,
+    should_stop: Callable[[], bool],
+) -> bool:
+    """Waiting files in the order given, each off the pending list once done (unless it is
+    to be retried later); False when asked to stop before the last one."""
+    for pending in files:
         if should_stop():
-            return
+            return False
         _run(backend, settings, pending.key, pending.dataset, result, progress)
         if pending.key not in result.retry_later:
             backend.tables.remove_pending([pending.key])
-    if not any(p.key in result.retry_later for p in batch):
-        backend.store.delete(layout.BATCH_MARKER)
+    return True
 
 
 def _run(
