@@ -161,6 +161,12 @@ class Settings(BaseSettings):
         description="the service takes a file once its size and mtime have not changed for "
         "this long (a writer may still be writing it in place)",
     )
+    settle_on_events: bool = Field(
+        True,
+        description="the service takes a file at once when it saw its writer close it after "
+        "writing or rename it into the inbox, and it has not changed since; turn off for "
+        "writers that append to one file in several sessions",
+    )
     sqlite_busy_seconds: float = Field(
         30.0,
         gt=0,

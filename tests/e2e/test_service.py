@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import socket
 import threading
 import time
@@ -295,3 +296,51 @@ def test_live_feed_from_generate_stream_is_stored(cli: Cli) -> None:
         assert svc.stop() == 0, svc.stderr
     info = status(cli)
     assert info["files"]["SUCCESS"] == 5 and info["valid"] == 5 and info["rejected"] == 0
+
+
+def _watching(cli: Cli, folder: Path, name: str = "old-1") -> None:
+    """Land a file last modified an hour ago and wait until the service took it: it has
+    started watching, and has listed everything that landed before."""
+    old = drop_file(folder, f"{name}.json", sale(name, 10.0))
+    an_hour_ago = time.time() - 3600
+    os.utime(old, (an_hour_ago, an_hour_ago))
+    wait_for(lambda: processed(cli, f"inbox/sale_events/{name}.json"), timeout=REACT_SECONDS)
+
+
+def test_a_file_its_writer_finished_is_taken_without_waiting_to_settle(cli: Cli) -> None:
+    """With a settle time of ten minutes, a file renamed in or closed after writing is taken
+    within seconds; one still open for writing waits, and is taken once closed."""
+    folder = inbox(cli, "sale_events")
+    env = {"SALESFLOW_SETTLE_SECONDS": "600", "SALESFLOW_POLL_SECONDS": "60"}
+    with cli.service(env=env) as svc:
+        _watching(cli, folder)
+        with (folder / "open.jsonl").open("w") as writer:
+            writer.write(sale("open-1", 10.0) + "\n")
+            writer.flush()
+            drop_file(folder, "renamed.json", sale("renamed-1", 10.0))
+            wait_for(
+                lambda: processed(cli, "inbox/sale_events/renamed.json"), timeout=REACT_SECONDS
+            )
+            assert "inbox/sale_events/open.jsonl" not in lineage(cli)  # still open: it waits
+            (folder / "copied.json").write_text(sale("copied-1", 10.0))  # written whole, closed
+            wait_for(lambda: processed(cli, "inbox/sale_events/copied.json"), timeout=REACT_SECONDS)
+            assert "inbox/sale_events/open.jsonl" not in lineage(cli)
+            writer.write(sale("open-2", 10.0) + "\n")
+            writer.close()
+            wait_for(lambda: processed(cli, "inbox/sale_events/open.jsonl"), timeout=REACT_SECONDS)
+        assert svc.stop() == 0, svc.stderr
+    assert lineage(cli)["inbox/sale_events/open.jsonl"].valid == 2
+
+
+def test_a_writer_that_may_append_later_can_turn_event_settling_off(cli: Cli) -> None:
+    """``settle_on_events = false``: a file renamed in still waits out the settle time, while
+    one last modified long ago is taken on the same pass."""
+    folder = inbox(cli, "sale_events")
+    env = {"SALESFLOW_SETTLE_SECONDS": "600", "SALESFLOW_SETTLE_ON_EVENTS": "false"}
+    with cli.service(env=env) as svc:
+        _watching(cli, folder)
+        drop_file(folder, "renamed.json", sale("renamed-1", 10.0))
+        _watching(cli, folder, "old-2")
+        assert svc.stop() == 0, svc.stderr
+    assert "inbox/sale_events/renamed.json" not in lineage(cli)
+    assert (folder / "renamed.json").exists()

@@ -3,8 +3,10 @@
 It recovers what a crash left IN_PROGRESS, then processes the inbox, and after that wakes
 on filesystem events that change the inbox (watchdog's inotify observer: created, modified,
 moved; never mere opens and reads) or, failing those, every ``poll_seconds``. A file is
-taken once it has settled (``settle_seconds``); batched datasets wait for their batch; the
-timer is honoured by waking up when it is due. Alerts go out on their own thread
+taken once it has settled (``settle_seconds``), or at once when its writer closed it after
+writing or renamed it in and it has not changed since (``settle_on_events``: an upload
+written whole and renamed, or ``cp``, costs no settle time). Batched datasets wait for
+their batch; the timer is honoured by waking up when it is due. Alerts go out on their own thread
 (``AlertLoop``), so a sink that is slow or down never delays the next file. SIGTERM or Ctrl-C
 stops it between files.
 
@@ -17,9 +19,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -41,7 +45,39 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 30.0
 
 
-def _watch(settings: Settings, wake: threading.Event) -> Any:
+class Finished:
+    """The inbox files whose writers are done, as the observer saw them: key -> the version
+    the file had when it was closed after writing or renamed in. ``inbox.ready`` takes such a
+    file at once if it still has that version; any later write changes the version."""
+
+    LIMIT = 100_000
+
+    def __init__(self, bucket: Path) -> None:
+        self._bucket = bucket
+        self._lock = threading.Lock()
+        self._versions: dict[str, str] = {}
+
+    def saw(self, path: str | bytes) -> None:
+        from salesflow.adapters.local.store import version_of
+
+        path = os.fsdecode(path)
+        try:
+            st = os.lstat(path)
+            key = Path(path).relative_to(self._bucket).as_posix()
+        except (OSError, ValueError):
+            return
+        with self._lock:
+            self._versions.pop(key, None)  # re-inserted last: the oldest go first
+            self._versions[key] = version_of(st)
+            while len(self._versions) > self.LIMIT:
+                del self._versions[next(iter(self._versions))]
+
+    def snapshot(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._versions)
+
+
+def _watch(settings: Settings, wake: threading.Event, finished: Finished | None) -> Any:
     """Start a watchdog observer on the inbox folder, or None if it cannot run here."""
     if settings.backend != "local":
         return None
@@ -57,8 +93,14 @@ def _watch(settings: Settings, wake: threading.Event) -> Any:
         def on_any_event(self, event: FileSystemEvent) -> None:
             # "closed" is a close after writing; "opened" and "closed_no_write" are reads
             # (our own detection among them) and must not wake the loop.
-            if event.event_type in changes:
-                wake.set()
+            if event.event_type not in changes:
+                return
+            if finished is not None and not event.is_directory:
+                if event.event_type == "closed":
+                    finished.saw(event.src_path)
+                elif event.event_type == "moved":
+                    finished.saw(event.dest_path)
+            wake.set()
 
     inbox = settings.bucket_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
@@ -128,7 +170,8 @@ def _serve(
     detections = Detections()
     backoff = 0.0
     recovered = False
-    observer = _watch(settings, wake)
+    finished = Finished(settings.bucket_dir) if settings.settle_on_events else None
+    observer = _watch(settings, wake, finished)
     alerts = AlertLoop(
         courier_for(backend, settings.alerts), poll_seconds=min(settings.poll_seconds, 5.0)
     ).start()
@@ -145,6 +188,7 @@ def _serve(
                         backend,
                         settings,
                         detections=detections,
+                        complete=finished.snapshot() if finished else None,
                         progress=lambda s: _report(s, json_lines),
                         should_stop=stop.is_set,
                         deliver=False,

@@ -1,7 +1,9 @@
 """What the service does on each tick: find new files, process or batch them, send alerts.
 
 Files are taken in arrival order once they have settled (size and mtime unchanged for
-``settings.settle_seconds``); temporary names and dotfiles are left alone. Detection reads a
+``settings.settle_seconds``), or at once when the service saw their writer finish: closed
+after writing, or renamed into the inbox, with nothing changed since (``complete``).
+Temporary names and dotfiles are left alone. Detection reads a
 file's first bytes once per version (``Detections``), so a file waiting for its batch costs a
 listing entry per tick, not a read.
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -73,19 +75,27 @@ def _detect(backend: Backend, key: str) -> str | None:
 
 
 def ready(
-    infos: Sequence[ObjectInfo], now: datetime, settle_seconds: float
+    infos: Sequence[ObjectInfo],
+    now: datetime,
+    settle_seconds: float,
+    complete: Mapping[str, str] | None = None,
 ) -> tuple[list[ObjectInfo], int]:
     """The inbox objects to take now, in arrival order, and how many are still settling.
 
     Temporary names and dotfiles are skipped; an object modified less than
-    ``settle_seconds`` ago may still be written in place and waits.
+    ``settle_seconds`` ago may still be written in place and waits, unless ``complete``
+    maps its key to the version it has now (its writer closed or renamed it, and it has not
+    changed since).
     """
+    complete = complete or {}
     taken: list[ObjectInfo] = []
     settling = 0
     for info in infos:
         if layout.is_temporary(info.key):
             continue
-        if (now - info.modified).total_seconds() < settle_seconds:
+        # an empty file closed (a `touch` before the write) is no sign of a finished writer
+        finished = info.size > 0 and complete.get(info.key) == info.version
+        if not finished and (now - info.modified).total_seconds() < settle_seconds:
             settling += 1
             continue
         taken.append(info)
@@ -109,6 +119,7 @@ def tick(
     now: datetime | None = None,
     force_batch: bool = False,
     settle_seconds: float | None = None,
+    complete: Mapping[str, str] | None = None,
     detections: Detections | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -116,7 +127,8 @@ def tick(
 ) -> TickResult:
     """One pass over the inbox. Batched datasets wait for their batch; the rest run now.
 
-    ``force_batch`` runs waiting batch files at once. ``should_stop`` is asked before each
+    ``force_batch`` runs waiting batch files at once. ``complete`` names the object versions
+    whose writers are known to be done (see ``ready``). ``should_stop`` is asked before each
     file, so a SIGTERM stops the service between files. ``deliver=False`` leaves alert
     delivery to the caller (the service delivers on its own thread).
     """
@@ -124,7 +136,7 @@ def tick(
     settle = settings.settle_seconds if settle_seconds is None else settle_seconds
     detections = detections or Detections()
     result = TickResult()
-    infos, result.unsettled = ready(backend.store.list(layout.INBOX), now, settle)
+    infos, result.unsettled = ready(backend.store.list(layout.INBOX), now, settle, complete)
     _scan(backend, settings, infos, detections, result, progress, should_stop)
     waiting = _prune(backend, backend.tables.list_pending())
     # A batch a crash interrupted is finished first, whatever the rules say now.

@@ -183,10 +183,15 @@ class LocalObjectStore:
         self.path_of_link(key).unlink(missing_ok=True)
 
 
+def version_of(st: os.stat_result) -> str:
+    """The version of a file as ``list`` reports it: mtime, size and inode."""
+    return f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}"
+
+
 def _info(key: str, st: os.stat_result) -> ObjectInfo:
     return ObjectInfo(
         key=key,
         size=st.st_size,
         modified=datetime.fromtimestamp(st.st_mtime_ns / 1e9, UTC),
-        version=f"{st.st_mtime_ns:x}-{st.st_size:x}-{st.st_ino:x}",
+        version=version_of(st),
     )

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import sqlite_utils
-
+from salesflow.adapters.sqlite._sqlite_utils import sqlite_utils
 from salesflow.models import Alert, AlertStatus
 
 TABLE = "alerts"

@@ -23,8 +23,7 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
-
+from salesflow.adapters.sqlite._sqlite_utils import sqlite_utils
 from salesflow.adapters.sqlite.db import Database
 from salesflow.models import DeadLetter, LetterStatus, utcnow
 from salesflow.ports import LetterCount

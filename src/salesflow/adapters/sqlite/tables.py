@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import sqlite_utils
 
 from salesflow.adapters.sqlite import aggregates
 from salesflow.adapters.sqlite import alerts as alert_rows
+from salesflow.adapters.sqlite._sqlite_utils import sqlite_utils
 from salesflow.adapters.sqlite.db import Database
 from salesflow.errors import StoreBroken
 from salesflow.kpis.aggregates import TOTALS
