@@ -11,10 +11,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from salesflow.adapters.sqlite._sqlite_utils import sqlite_utils
 from salesflow.models import Alert, AlertStatus
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database as Database_
 
 TABLE = "alerts"
 COLUMNS: dict[str, type] = {
@@ -44,7 +47,7 @@ _SET = "status = ?, attempts = ?, error = ?, sent_at = ?, next_attempt_at = ?"
 
 def create(conn: sqlite3.Connection) -> None:
     """The table and its indexes (idempotent); adds columns an older data dir lacks."""
-    db = sqlite_utils.Database(conn)
+    db: Database_ = sqlite_utils().Database(conn)
     table = db.table(TABLE)
     table.create(
         COLUMNS,

@@ -18,15 +18,19 @@ Rows of the previous release's ``dead_letters`` table are migrated on open (ids 
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from salesflow.adapters.sqlite._sqlite_utils import sqlite_utils
 from salesflow.adapters.sqlite.db import Database
 from salesflow.models import DeadLetter, LetterStatus, utcnow
 from salesflow.ports import LetterCount
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database as Database_
 
 TABLE = "letters"
 RULES = "letters_by_rule"
@@ -119,15 +123,21 @@ class SqliteDeadLetters:
     def __init__(self, path: Path, *, busy_seconds: float = 30.0) -> None:
         self.db = Database(path, busy_seconds=busy_seconds)
         with self.db.read() as conn:
-            self._lite = sqlite_utils.Database(
-                conn, recursive_triggers=False, execute_plugins=False
-            )
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         # Opening an existing store takes no write lock (another process may hold it).
         if not EXPECTED <= names or OLD_TABLE in names:
             with self.db.transaction():
                 self._create()
                 _migrate(self._lite)
+
+    @functools.cached_property
+    def _lite(self) -> Database_:
+        """sqlite-utils over the connection, made on the first write (reads need none)."""
+        with self.db.read() as conn:
+            lite: Database_ = sqlite_utils().Database(
+                conn, recursive_triggers=False, execute_plugins=False
+            )
+        return lite
 
     def close(self) -> None:
         self.db.close()
@@ -305,7 +315,7 @@ OLD_RULES = "letter_rules"
 MIGRATED = "migrated from the dead_letters table of the previous release"
 
 
-def _migrate(lite: sqlite_utils.Database) -> None:
+def _migrate(lite: Database_) -> None:
     """Move the previous release's letters into ``letters``, keeping their ids (exports and
     scripts may name them). Their origin ``seq`` is the lineage row whose sha256 starts with
     the id's prefix (ids were ``<sha256[:16]>:<record>``), else 0. Runs inside the opening
@@ -350,7 +360,7 @@ def _migrate(lite: sqlite_utils.Database) -> None:
             lite.table(old_table).drop()
 
 
-def _seq_lookup(lite: sqlite_utils.Database) -> Any:
+def _seq_lookup(lite: Database_) -> Any:
     lineage = lite.table("processed_files")
     if not lineage.exists() or not {"sha256", "seq"} <= set(lineage.columns_dict):
         return lambda prefix: None

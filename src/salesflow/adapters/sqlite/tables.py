@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -24,6 +24,9 @@ from salesflow.errors import StoreBroken
 from salesflow.kpis.aggregates import TOTALS
 from salesflow.models import Alert, AlertStatus, FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.ports import AggregateSpec
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database as Database_
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS file_seq (seq INTEGER PRIMARY KEY AUTOINCREMENT);
@@ -93,7 +96,7 @@ def _file_values(record: FileRecord) -> dict[str, Any]:
 
 def _create_lineage(conn: sqlite3.Connection) -> None:
     """The lineage and commit tables, with sqlite-utils (idempotent)."""
-    db = sqlite_utils.Database(conn)
+    db: Database_ = sqlite_utils().Database(conn)
     db[LINEAGE].create(  # type: ignore[union-attr]
         LINEAGE_COLUMNS,
         pk="seq",
