@@ -118,5 +118,5 @@ def sum_totals(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
         .group_by(key, maintain_order=True)
         .agg(pl.col(c).sum() for c in TOTALS.columns if c not in key)
         .select(TOTALS.columns)
-        .collect()
+        .collect(engine="in-memory")  # "auto" may pick streaming: slow to start
     )

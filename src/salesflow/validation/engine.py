@@ -109,7 +109,8 @@ class ChunkValidator:
             ).alias(group(g.name))
             for g in spec.groups
         ]
-        return arrived.lazy().with_columns(columns).with_columns(groups).collect()
+        frame = arrived.with_columns(columns)
+        return frame.with_columns(groups) if groups else frame
 
     def _keyed(self, frame: pl.DataFrame) -> pl.DataFrame:
         """Add ``_key``, ``_dup`` (the key appeared earlier) and ``_ref:<column>`` flags."""
