@@ -112,14 +112,16 @@ def totals(dataset: str, records: pl.DataFrame) -> pl.DataFrame:
         return pl.DataFrame(schema=TOTALS.schema)
     for by, column in TOTALS_BY.get(dataset, {}).items():
         parts.append(
-            records.group_by(pl.col(column).cast(pl.String).fill_null(UNKNOWN).alias("id"))
+            records.lazy()
+            .group_by(pl.col(column).cast(pl.String).fill_null(UNKNOWN).alias("id"))
             .agg([to_polars(e).cast(TOTALS.schema[n]).alias(n) for n, e in TOTAL_METRICS.items()])
             .with_columns(pl.lit(f"{dataset}.{by}").alias("scope"))
             .select(list(TOTALS.schema))
         )
     if not parts:
         return pl.DataFrame(schema=TOTALS.schema)
-    return pl.concat(parts).sort("scope", "id")
+    # One query for every grouping: a query costs ~0.1 ms however few the records.
+    return pl.concat(parts).sort("scope", "id").collect(engine="in-memory")
 
 
 def totals_columns(dataset: str) -> list[str]:

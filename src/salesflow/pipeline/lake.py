@@ -109,13 +109,14 @@ def totals_of(dataset: str, rows: pl.DataFrame, *, sign: int = 1) -> pl.DataFram
 
 def sum_totals(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
     """``parts`` (``TOTALS`` rows) added up per group."""
-    frames = [p.select(TOTALS.columns) for p in parts if not p.is_empty()]
+    frames = [p.lazy().select(TOTALS.columns) for p in parts if not p.is_empty()]
     if not frames:
         return pl.DataFrame(schema=TOTALS.schema)
     key = list(TOTALS.key)
-    return (
+    return (  # one query: a query costs ~0.1 ms however few the rows
         pl.concat(frames)
         .group_by(key, maintain_order=True)
         .agg(pl.col(c).sum() for c in TOTALS.columns if c not in key)
         .select(TOTALS.columns)
+        .collect(engine="in-memory")  # "auto" may pick streaming: slow to start
     )

@@ -35,7 +35,7 @@ from salesflow.validation.filewide import (
     is_unknown,
     known_keys,
 )
-from salesflow.validation.parse import parse_field
+from salesflow.validation.parse import parse_fields
 from salesflow.validation.report import REJECTED_SCHEMA, Chunk, ChunkReport
 
 STRUCTURE = "_structure"
@@ -99,17 +99,17 @@ class ChunkValidator:
     def _typed(self, arrived: pl.DataFrame) -> pl.DataFrame:
         """Add the typed field columns, ``_miss:<field>`` and ``_g:<group>`` flags."""
         spec = self.spec
+        typed = parse_fields(arrived, [(src(f.name), f) for f in spec.fields])
         columns: list[pl.Series] = []
-        for f in spec.fields:
-            value, missing = parse_field(arrived.get_column(src(f.name)), f)
+        for f, (value, missing) in zip(spec.fields, typed, strict=True):
             columns += [value.alias(f.name), missing.alias(miss(f.name))]
-        frame = arrived.with_columns(columns)
         groups = [
             pl.any_horizontal(
                 [~pl.col(miss(f.name)) for f in spec.fields if f.group == g.name]
             ).alias(group(g.name))
             for g in spec.groups
         ]
+        frame = arrived.with_columns(columns)
         return frame.with_columns(groups) if groups else frame
 
     def _keyed(self, frame: pl.DataFrame) -> pl.DataFrame:
