@@ -78,8 +78,11 @@ class SeenKeys:
         if ident.dtype.is_integer():
             dup = dup | _contains(self._ints, ident)
             fresh = np.sort(ident.filter(present & ~dup).to_numpy())
-            # two sorted runs: the stable sort (timsort) merges them in linear time
-            self._ints = np.sort(np.concatenate([self._ints, fresh]), kind="stable")
+            # two sorted runs: the stable sort (timsort) merges them in linear time, in place
+            # (np.sort would hold a third copy of every key seen at the peak)
+            merged = np.concatenate([self._ints, fresh])
+            merged.sort(kind="stable")
+            self._ints = merged
         else:
             dup = dup | (present & ident.is_in(self._texts.implode()))
             self._texts = pl.concat([self._texts, ident.filter(present & ~dup).cast(pl.Utf8)])
