@@ -324,6 +324,12 @@ def test_a_file_its_writer_finished_is_taken_without_waiting_to_settle(cli: Cli)
             assert "inbox/sale_events/open.jsonl" not in lineage(cli)  # still open: it waits
             (folder / "copied.json").write_text(sale("copied-1", 10.0))  # written whole, closed
             wait_for(lambda: processed(cli, "inbox/sale_events/copied.json"), timeout=REACT_SECONDS)
+            outside = cli.data_dir.parent / "outside.json"  # renamed in from outside the inbox
+            outside.write_text(sale("outside-1", 10.0))
+            outside.replace(folder / "outside.json")
+            wait_for(
+                lambda: processed(cli, "inbox/sale_events/outside.json"), timeout=REACT_SECONDS
+            )
             assert "inbox/sale_events/open.jsonl" not in lineage(cli)
             writer.write(sale("open-2", 10.0) + "\n")
             writer.close()

@@ -98,13 +98,18 @@ def _watch(settings: Settings, wake: threading.Event, finished: Finished | None)
             if finished is not None and not event.is_directory:
                 if event.event_type == "closed":
                     finished.saw(event.src_path)
-                elif event.event_type == "moved":
+                elif event.event_type == "moved" and event.dest_path:
                     finished.saw(event.dest_path)
             wake.set()
 
     inbox = settings.bucket_dir / "inbox"
     inbox.mkdir(parents=True, exist_ok=True)
-    observer = Observer()
+    try:
+        # inotify: a file renamed in from outside the inbox is a move ("", dest), not a
+        # creation, so it counts as finished
+        observer = Observer(generate_full_events=True)  # type: ignore[call-arg]
+    except TypeError:  # pragma: no cover - another platform's observer
+        observer = Observer()
     observer.schedule(Wake(), str(inbox), recursive=True)
     try:
         observer.start()
