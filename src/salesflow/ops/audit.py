@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -322,38 +323,45 @@ def _check_latest(
         .sort("_key")
         .collect()
     )
-    older = both.filter(pl.col("_seq").is_not_null() & pl.col("want_seq").is_not_null())
-    report.check(
-        "latest_arrival",
-        older.is_empty(),
-        f"{dataset}: {older.height} keys hold a row of another version than the latest "
-        "arrival that holds them, e.g. "
-        + "; ".join(
+    _check_keys(
+        report,
+        both.filter(pl.col("_seq").is_not_null() & pl.col("want_seq").is_not_null()),
+        "keys hold a row of another version than the latest arrival that holds them",
+        lambda r: (
             f"{r['_key']!r} holds seq {r['_seq']}'s row, the latest arrival is "
             f"{_version(mine, r['want_seq'])}"
-            for r in older.head(EXAMPLES).iter_rows(named=True)
         ),
+        dataset,
     )
-    lost = both.filter(pl.col("_seq").is_null())
+    _check_keys(
+        report,
+        both.filter(pl.col("_seq").is_null()),
+        "keys stored by a committed version are not in the lake",
+        lambda r: f"{r['_key']!r} of {_version(mine, r['want_seq'])}",
+        dataset,
+    )
+    _check_keys(
+        report,
+        both.filter(pl.col("want_seq").is_null()),
+        "stored keys that no latest committed version holds",
+        lambda r: f"{r['_key']!r} (seq {r['_seq']})",
+        dataset,
+    )
+
+
+def _check_keys(
+    report: AuditReport,
+    wrong: pl.DataFrame,
+    what: str,
+    example: Callable[[dict[str, Any]], str],
+    dataset: str,
+) -> None:
+    """One ``latest_arrival`` check: ``wrong`` holds the keys that break it."""
     report.check(
         "latest_arrival",
-        lost.is_empty(),
-        f"{dataset}: {lost.height} keys stored by a committed version are not in the lake, "
-        "e.g. "
-        + "; ".join(
-            f"{r['_key']!r} of {_version(mine, r['want_seq'])}"
-            for r in lost.head(EXAMPLES).iter_rows(named=True)
-        ),
-    )
-    strays = both.filter(pl.col("want_seq").is_null())
-    report.check(
-        "latest_arrival",
-        strays.is_empty(),
-        f"{dataset}: {strays.height} stored keys that no latest committed version holds, "
-        "e.g. "
-        + "; ".join(
-            f"{r['_key']!r} (seq {r['_seq']})" for r in strays.head(EXAMPLES).iter_rows(named=True)
-        ),
+        wrong.is_empty(),
+        f"{dataset}: {wrong.height} {what}, e.g. "
+        + "; ".join(example(r) for r in wrong.head(EXAMPLES).iter_rows(named=True)),
     )
 
 
