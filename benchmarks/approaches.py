@@ -67,7 +67,7 @@ def run_salesflow(
     from salesflow.adapters import build_backend
     from salesflow.config import Settings, SparkSettings
     from salesflow.engines import engine_for
-    from salesflow.kpis.aggregates import CATEGORY_KPIS, ORDER_KPIS
+    from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS
     from salesflow.pipeline.inbox import ingest
 
     shutil.rmtree(workdir, ignore_errors=True)

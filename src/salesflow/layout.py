@@ -7,6 +7,10 @@ from datetime import datetime
 
 from salesflow.errors import InvalidKeyError
 
+DATASETS = ("online_retail", "order_items", "orders", "orders_json", "products", "sale_events")
+"""The datasets salesflow knows, by name (``datasets.SPECS`` has a spec for each: a test holds
+them equal); here so a command's help can list them without importing the specs."""
+
 INBOX = "inbox/"
 PROCESSED = "processed/"
 FAILED = "failed/"

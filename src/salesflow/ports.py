@@ -13,13 +13,14 @@ Conventions every adapter keeps:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from salesflow.models import (
     Alert,
@@ -78,17 +79,38 @@ class ObjectStore(Protocol):
         """Remove ``key``; deleting a missing key is not an error."""
 
 
+Kind = Literal["str", "int", "float", "date"]
+"""What an aggregate column holds: text, a 64-bit integer, a float, or a calendar date."""
+KINDS: tuple[Kind, ...] = ("str", "int", "float", "date")
+
+
 @dataclass(frozen=True)
 class AggregateSpec:
-    """Shape of one aggregate table (totals, KPIs): its name, key columns and column types."""
+    """Shape of one aggregate table (totals, KPIs): its name, key columns and column kinds.
+
+    Plain data, so a reader that needs no frame (``salesflow kpis``) gets the shape without
+    importing Polars; ``schema`` gives the Polars types for those that do.
+    """
 
     name: str
     key: tuple[str, ...]
-    schema: dict[str, pl.DataType] = field(hash=False)
+    kinds: Mapping[str, Kind] = field(hash=False)
+
+    def __post_init__(self) -> None:
+        unknown = {c: k for c, k in self.kinds.items() if k not in KINDS}
+        if unknown:
+            raise ValueError(f"aggregate {self.name!r}: unknown column kinds {unknown}")
 
     @property
     def columns(self) -> list[str]:
-        return list(self.schema)
+        return list(self.kinds)
+
+    @functools.cached_property
+    def schema(self) -> dict[str, pl.DataType]:
+        import polars as pl
+
+        types = {"str": pl.String, "int": pl.Int64, "float": pl.Float64, "date": pl.Date}
+        return {column: types[kind]() for column, kind in self.kinds.items()}
 
 
 @runtime_checkable
@@ -180,6 +202,12 @@ class Tables(Protocol):
     ) -> pl.DataFrame:
         """Rows of the aggregate, optionally only those whose ``column`` is in ``values``.
         Returns a frame with exactly ``spec.schema`` (empty if nothing stored)."""
+
+    def aggregate_rows(
+        self, spec: AggregateSpec, *, column: str | None = None, values: Sequence[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """``read_aggregates`` as plain rows (``date`` for a date column), in no set order:
+        for readers that print or filter a few thousand rows and need no frame."""
 
     def replace_aggregates(
         self, spec: AggregateSpec, *, delete: pl.DataFrame, upsert: pl.DataFrame

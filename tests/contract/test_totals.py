@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from salesflow.kpis.aggregates import TOTALS
+from salesflow.kpis import TOTALS
 from salesflow.ports import Tables
 
 

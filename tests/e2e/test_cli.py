@@ -10,6 +10,8 @@ import csv
 import io
 import json
 import shutil
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -177,6 +179,54 @@ def test_query_commands_print_json(loaded: Loaded, args: tuple[str, ...]) -> Non
         assert data and all(a["status"] == "SENT" and a["amount"] > 400 for a in data)
     else:
         assert data["ok"] is True and not data["violations"] and data["checks"]
+
+
+@pytest.mark.parametrize(
+    ("args", "spec_name"),
+    [
+        (("kpis",), "order_kpis"),
+        (("kpis", "--by", "category", "--from", "2020-01-01"), "category_kpis"),
+        (("totals", "--by", "invoice"), "totals"),
+    ],
+    ids=lambda a: "-".join(a) if isinstance(a, tuple) else a,
+)
+def test_kpis_and_totals_read_without_polars(
+    loaded: Loaded, args: tuple[str, ...], spec_name: str
+) -> None:
+    """A new ``salesflow kpis`` process must start fast (a file is visible within a second
+    of being stored): it imports no Polars, and prints what the stored frame holds."""
+    import polars as pl
+
+    from salesflow.kpis import AGGREGATES
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "salesflow", *args, "--json"],
+        cwd=loaded.cli.cwd,
+        env=loaded.cli.environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()}
+    assert "salesflow.adapters.sqlite.tables" in imported
+    assert not {"polars", "pyarrow", "numpy"} & imported
+    spec = AGGREGATES[spec_name]
+    with backend_of(loaded.cli.data_dir) as backend:
+        frame = backend.tables.read_aggregates(spec).sort(list(spec.key))
+    if spec_name == "totals":
+        frame = frame.filter(pl.col("scope").str.ends_with(".invoice"))
+    expected = json.loads(json.dumps(frame.to_dicts(), default=str))
+    printed = json.loads(proc.stdout)
+    assert expected and len(printed) == len(expected)
+    for got, want in zip(printed, expected, strict=True):
+        assert got.keys() == want.keys()
+        for column, value in want.items():
+            places = 4 if column == "return_rate" else 2
+            if isinstance(value, float):  # printed in cents (ratios to 4 places)
+                assert abs(got[column] - value) <= 0.5 * 10**-places + 1e-9, (column, got)
+            else:
+                assert got[column] == value
 
 
 def test_dlq_list_filters_by_rule_and_show_gives_every_reason(loaded: Loaded) -> None:

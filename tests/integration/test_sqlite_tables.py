@@ -22,15 +22,7 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 KPIS = AggregateSpec(
     name="category_kpis",
     key=("category", "day"),
-    schema={
-        "category": pl.String(),
-        "day": pl.Date(),
-        "revenue": pl.Float64(),
-        "items": pl.Int64(),
-        "orders": pl.UInt32(),
-        "flag": pl.Boolean(),
-        "at": pl.Datetime("us", "UTC"),
-    },
+    kinds={"category": "str", "day": "date", "revenue": "float", "items": "int", "orders": "int"},
 )
 
 
@@ -58,7 +50,7 @@ def record(key: str = "inbox/orders/a.csv", **kw: object) -> FileRecord:
 
 
 def kpi_rows(*rows: tuple[str, date, float]) -> pl.DataFrame:
-    """Aggregate rows; ``items`` is the category's length, ``flag`` whether revenue > 10."""
+    """Aggregate rows; ``items`` is the category's length."""
     return pl.DataFrame(
         {
             "category": [r[0] for r in rows],
@@ -66,8 +58,6 @@ def kpi_rows(*rows: tuple[str, date, float]) -> pl.DataFrame:
             "revenue": [r[2] for r in rows],
             "items": [len(r[0]) for r in rows],
             "orders": [1 for _ in rows],
-            "flag": [r[2] > 10 for r in rows],
-            "at": [T0 for _ in rows],
         },
         schema=KPIS.schema,
     )
@@ -182,10 +172,8 @@ def test_thousands_of_aggregate_rows_are_fast(tables: SqliteTables) -> None:
 
 
 def test_aggregate_table_gains_new_columns(db_path: Path) -> None:
-    old = AggregateSpec("totals", ("id",), {"id": pl.String(), "amount": pl.Float64()})
-    new = AggregateSpec(
-        "totals", ("id",), {"id": pl.String(), "amount": pl.Float64(), "n": pl.Int64()}
-    )
+    old = AggregateSpec("totals", ("id",), {"id": "str", "amount": "float"})
+    new = AggregateSpec("totals", ("id",), {"id": "str", "amount": "float", "n": "int"})
     first = SqliteTables(db_path)
     first.replace_aggregates(
         old,
@@ -199,16 +187,33 @@ def test_aggregate_table_gains_new_columns(db_path: Path) -> None:
     assert got.rows() == [("x", 1.0, None)] and got.schema == pl.Schema(new.schema)
 
 
-@pytest.mark.parametrize(
-    "spec",
-    [
-        AggregateSpec("bad name", ("id",), {"id": pl.String()}),
-        AggregateSpec("t", ("id",), {"id": pl.String(), "x": pl.List(pl.Int64)}),
-    ],
-)
-def test_bad_aggregate_specs_are_refused(tables: SqliteTables, spec: AggregateSpec) -> None:
-    with pytest.raises(TerminalError):
-        tables.read_aggregates(spec)
+def test_bad_aggregate_specs_are_refused(tables: SqliteTables) -> None:
+    with pytest.raises(TerminalError, match="not a valid table"):
+        tables.read_aggregates(AggregateSpec("bad name", ("id",), {"id": "str"}))
+    with pytest.raises(ValueError, match="unknown column kinds"):
+        AggregateSpec("t", ("id",), {"id": "str", "x": "list"})  # type: ignore[dict-item]
+
+
+def test_aggregate_rows_are_plain_values_in_step_with_the_frame(tables: SqliteTables) -> None:
+    rows = kpi_rows(("books", date(2024, 1, 1), 10.5), ("toys", date(2024, 1, 2), 20.0))
+    tables.replace_aggregates(KPIS, delete=rows.head(0).select(KPIS.key), upsert=rows)
+    plain = sorted(tables.aggregate_rows(KPIS), key=lambda r: r["category"])
+    assert plain == rows.to_dicts()
+    assert type(plain[0]["day"]) is date
+    only = tables.aggregate_rows(KPIS, column="day", values=[date(2024, 1, 2)])
+    assert [r["category"] for r in only] == ["toys"]
+
+
+def test_reading_a_complete_aggregate_takes_no_write_lock(db_path: Path) -> None:
+    """``salesflow kpis`` must not queue behind the service's write transaction."""
+    writer = SqliteTables(db_path)
+    rows = kpi_rows(("books", date(2024, 1, 1), 10.5))
+    writer.replace_aggregates(KPIS, delete=rows.head(0).select(KPIS.key), upsert=rows)
+    reader = SqliteTables(db_path, busy_seconds=0.2)
+    with writer.db.transaction():  # another process holds the write lock
+        assert [r["category"] for r in reader.aggregate_rows(KPIS)] == ["books"]
+    reader.close()
+    writer.close()
 
 
 def make_alert(n: int) -> Alert:

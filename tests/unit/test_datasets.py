@@ -9,6 +9,7 @@ import pytest
 
 from salesflow.datasets import SPECS, detect_dataset, get_spec, normalize
 from salesflow.errors import TerminalError
+from salesflow.layout import DATASETS
 from tests.fixtures.samples import (
     ITEMS_HEADER,
     ORDERS_CSV_HEADER,
@@ -30,6 +31,7 @@ def test_every_dataset_has_a_spec() -> None:
         "order_items",
         "sale_events",
     }
+    assert set(SPECS) == set(DATASETS)  # the names a command's help lists without the specs
     for name, spec in SPECS.items():
         assert spec.name == name
         assert spec.description

@@ -239,7 +239,8 @@ def test_publish_without_refresh_settles_the_file_and_leaves_the_kpis_to_its_cal
     ``refresh=False``: the file is settled and archived, its letters sent, and its totals
     delta applied (exactly once: totals are never recomputed by the caller); recomputing
     them from the lake gives the same."""
-    from salesflow.kpis import TOTALS, refresh_aggregates
+    from salesflow.kpis import TOTALS
+    from salesflow.kpis.refresh import refresh_aggregates
     from salesflow.pipeline.steps import commit, publish
 
     sale = (

@@ -2,26 +2,11 @@
 
 A replay or a corrected upload therefore can never double count: the same records give the
 same numbers, whatever happened before.
+
+The package exports the tables' shapes only, which import no Polars (``salesflow kpis``
+reads them without it); the computations are in ``aggregates`` and ``refresh``.
 """
 
-from salesflow.kpis.aggregates import (
-    AGGREGATES,
-    CATEGORY_KPIS,
-    ORDER_KPIS,
-    TOTALS,
-    category_kpis,
-    order_kpis,
-    totals,
-)
-from salesflow.kpis.refresh import refresh_aggregates
+from salesflow.kpis.specs import AGGREGATES, CATEGORY_KPIS, ORDER_KPIS, TOTALS
 
-__all__ = [
-    "AGGREGATES",
-    "CATEGORY_KPIS",
-    "ORDER_KPIS",
-    "TOTALS",
-    "category_kpis",
-    "order_kpis",
-    "refresh_aggregates",
-    "totals",
-]
+__all__ = ["AGGREGATES", "CATEGORY_KPIS", "ORDER_KPIS", "TOTALS"]

@@ -17,31 +17,13 @@ from __future__ import annotations
 
 import polars as pl
 
+from salesflow.kpis.specs import CATEGORY_KPIS, ORDER_KPIS, TOTALS
 from salesflow.ports import AggregateSpec
 from salesflow.rules import Expr, col, count, n_unique, to_polars, total
 
 NOT_REVENUE = ("Cancelled", "Returned")
 UNKNOWN = "(unknown)"
 
-_METRICS: dict[str, pl.DataType] = {
-    "items": pl.Int64(),
-    "revenue": pl.Float64(),
-    "orders": pl.Int64(),
-    "avg_basket": pl.Float64(),
-    "returned": pl.Int64(),
-    "return_rate": pl.Float64(),
-}
-
-ORDER_KPIS = AggregateSpec("order_kpis", ("day",), {"day": pl.Date(), **_METRICS})
-CATEGORY_KPIS = AggregateSpec(
-    "category_kpis", ("category", "day"), {"category": pl.String(), "day": pl.Date(), **_METRICS}
-)
-TOTALS = AggregateSpec(
-    "totals",
-    ("scope", "id"),
-    {"scope": pl.String(), "id": pl.String(), "total_amount": pl.Float64(), "records": pl.Int64()},
-)
-AGGREGATES = {spec.name: spec for spec in (ORDER_KPIS, CATEGORY_KPIS, TOTALS)}
 
 # What each dataset's totals are grouped by (seed 000: totals by id). ``day`` is the ``_day``.
 TOTALS_BY: dict[str, dict[str, str]] = {
@@ -70,7 +52,7 @@ TOTAL_METRICS: dict[str, Expr] = {"total_amount": total(col("amount")), "records
 
 
 def _metrics() -> list[pl.Expr]:
-    return [to_polars(e).cast(_METRICS[n]).alias(n) for n, e in METRICS.items()]
+    return [to_polars(e).cast(ORDER_KPIS.schema[n]).alias(n) for n, e in METRICS.items()]
 
 
 def _finish(frame: pl.DataFrame, spec: AggregateSpec) -> pl.DataFrame:

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from salesflow.kpis.aggregates import CATEGORY_KPIS, ORDER_KPIS, TOTALS, TOTALS_BY
+from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
+from salesflow.kpis.aggregates import TOTALS_BY
 from salesflow.ports import AggregateSpec, RecordStore, Tables
 
 if TYPE_CHECKING:

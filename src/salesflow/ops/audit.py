@@ -30,8 +30,8 @@ from typing import Any
 import polars as pl
 
 from salesflow import layout
-from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS, category_kpis, order_kpis, totals
-from salesflow.kpis.aggregates import TOTALS_BY, totals_columns
+from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
+from salesflow.kpis.aggregates import TOTALS_BY, category_kpis, order_kpis, totals, totals_columns
 from salesflow.models import FileRecord, FileStatus, LetterStatus
 from salesflow.ops.dlq import Filters, stream
 from salesflow.pipeline.lake import micros

@@ -6,14 +6,15 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
 from salesflow.models import AlertStatus, FileStatus, LetterStatus
 from salesflow.pipeline.state import StepState
-from salesflow.ports import Backend
+from salesflow.ports import AggregateSpec, Backend, Tables
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def file_rows(backend: Backend, limit: int | None = None) -> list[dict[str, Any]]:
@@ -78,14 +79,50 @@ def status(backend: Backend) -> dict[str, Any]:
 MONEY = ("revenue", "avg_basket", "total_amount")
 """Columns holding amounts: shown in cents, as a sum of floats is not (22.200000000000003)."""
 RATIOS = ("return_rate",)
+PLACES = {**dict.fromkeys(MONEY, 2), **dict.fromkeys(RATIOS, 4)}
 
 
-def _rounded(frame: pl.DataFrame) -> pl.DataFrame:
+def _rounded(row: dict[str, Any]) -> dict[str, Any]:
     """Money to cents and ratios to 4 places, for people and for ``--json``."""
-    return frame.with_columns(
-        *[pl.col(c).round(2) for c in MONEY if c in frame.columns],
-        *[pl.col(c).round(4) for c in RATIOS if c in frame.columns],
+    for column, places in PLACES.items():
+        value = row.get(column)
+        if isinstance(value, float):
+            row[column] = round(value, places)
+    return row
+
+
+def _sorted(rows: list[dict[str, Any]], spec: AggregateSpec) -> list[dict[str, Any]]:
+    return sorted((_rounded(r) for r in rows), key=lambda r: tuple(r[k] for k in spec.key))
+
+
+def kpi_spec(by: str = "day", category: str | None = None) -> AggregateSpec:
+    return CATEGORY_KPIS if by == "category" or category is not None else ORDER_KPIS
+
+
+def kpi_rows(
+    tables: Tables,
+    *,
+    by: str = "day",
+    start: date | None = None,
+    end: date | None = None,
+    category: str | None = None,
+) -> list[dict[str, Any]]:
+    """Order KPIs by day, or category KPIs by category and day (money in cents), sorted by
+    their key; plain rows, so ``salesflow kpis`` imports no Polars.
+
+    ``start`` and ``end`` bound the day (both included); ``category`` keeps that category's
+    rows of the category KPIs (and implies ``by="category"``).
+    """
+    spec = kpi_spec(by, category)
+    rows = tables.aggregate_rows(
+        spec,
+        column=None if category is None else "category",
+        values=None if category is None else [category],
     )
+    kept = [
+        r for r in rows if (start is None or r["day"] >= start) and (end is None or r["day"] <= end)
+    ]
+    return _sorted(kept, spec)
 
 
 def kpis(
@@ -96,26 +133,27 @@ def kpis(
     end: date | None = None,
     category: str | None = None,
 ) -> pl.DataFrame:
-    """Order KPIs by day, or category KPIs by category and day (money in cents).
+    """``kpi_rows`` as a frame with the spec's schema."""
+    import polars as pl
 
-    ``start`` and ``end`` bound the day (both included); ``category`` keeps that category's
-    rows of the category KPIs (and implies ``by="category"``).
-    """
-    spec = CATEGORY_KPIS if by == "category" or category is not None else ORDER_KPIS
-    frame = backend.tables.read_aggregates(spec)
-    if start is not None:
-        frame = frame.filter(pl.col("day") >= start)
-    if end is not None:
-        frame = frame.filter(pl.col("day") <= end)
-    if category is not None:
-        frame = frame.filter(pl.col("category") == category)
-    return _rounded(frame.sort(list(spec.key)))
+    spec = kpi_spec(by, category)
+    rows = kpi_rows(backend.tables, by=by, start=start, end=end, category=category)
+    return pl.DataFrame(rows, schema=spec.schema)
+
+
+def total_rows(tables: Tables, *, by: str, dataset: str | None = None) -> list[dict[str, Any]]:
+    """Totals of every dataset grouped ``by`` (invoice, customer, day, product), in cents,
+    sorted by scope and id."""
+    if dataset:
+        rows = tables.aggregate_rows(TOTALS, column="scope", values=[f"{dataset}.{by}"])
+    else:
+        rows = [r for r in tables.aggregate_rows(TOTALS) if r["scope"].endswith(f".{by}")]
+    return _sorted(rows, TOTALS)
 
 
 def totals(backend: Backend, *, by: str, dataset: str | None = None) -> pl.DataFrame:
-    """Totals of every dataset grouped ``by`` (invoice, customer, day, product), in cents."""
-    frame = backend.tables.read_aggregates(TOTALS)
-    frame = frame.filter(pl.col("scope").str.ends_with(f".{by}"))
-    if dataset:
-        frame = frame.filter(pl.col("scope") == f"{dataset}.{by}")
-    return _rounded(frame.sort("scope", "id"))
+    """``total_rows`` as a frame with the spec's schema."""
+    import polars as pl
+
+    rows = total_rows(backend.tables, by=by, dataset=dataset)
+    return pl.DataFrame(rows, schema=TOTALS.schema)

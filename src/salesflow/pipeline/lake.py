@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 import polars as pl
 
 from salesflow.datasets.spec import DatasetSpec
-from salesflow.kpis.aggregates import TOTALS, TOTALS_BY, totals
+from salesflow.kpis import TOTALS
+from salesflow.kpis.aggregates import TOTALS_BY, totals
 from salesflow.models import FileRecord
 from salesflow.pipeline.redrive import Identity
 

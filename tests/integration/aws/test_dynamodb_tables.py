@@ -11,7 +11,7 @@ import pytest
 from salesflow.adapters.aws.dynamodb import KINDS, DynamoTables
 from salesflow.adapters.aws.retry import Backoff
 from salesflow.errors import TerminalError
-from salesflow.kpis.aggregates import CATEGORY_KPIS, ORDER_KPIS, TOTALS
+from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
 from salesflow.models import Alert, AlertStatus, FileRecord, PendingFile
 from salesflow.ports import Tables
 from tests.fixtures.moto_server import MotoServer

@@ -295,7 +295,7 @@ class DynamoTables:
         went through once is refused as a whole the second time (exactly once). Chunks are
         cut the same way on every call (groups sorted by key). Groups left with no records
         are deleted afterwards."""
-        from salesflow.kpis.aggregates import TOTALS
+        from salesflow.kpis import TOTALS
 
         if deltas.is_empty():
             return
@@ -329,7 +329,7 @@ class DynamoTables:
         BatchWriter(self.client, self.names.aggregates, self.backoff).delete(empty)
 
     def _add_total(self, sk: str, amount: float, count: int) -> Item:
-        from salesflow.kpis.aggregates import TOTALS
+        from salesflow.kpis import TOTALS
 
         scope, group = json.loads(sk)
         return {
@@ -435,6 +435,11 @@ class DynamoTables:
             wanted = pl.Series(list(values), dtype=spec.schema[column])
             frame = frame.filter(pl.col(column).is_in(wanted))
         return frame
+
+    def aggregate_rows(
+        self, spec: AggregateSpec, *, column: str | None = None, values: Sequence[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return self.read_aggregates(spec, column=column, values=values).to_dicts()
 
     def _sort_keys(self, spec: AggregateSpec, frame: pl.DataFrame) -> list[str]:
         dtypes = [spec.schema[c] for c in spec.key]

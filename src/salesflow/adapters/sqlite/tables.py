@@ -14,18 +14,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
 from salesflow.adapters.sqlite import aggregates
 from salesflow.adapters.sqlite import alerts as alert_rows
 from salesflow.adapters.sqlite._sqlite_utils import sqlite_utils
 from salesflow.adapters.sqlite.db import Database
 from salesflow.errors import StoreBroken
-from salesflow.kpis.aggregates import TOTALS
+from salesflow.kpis import TOTALS
 from salesflow.models import Alert, AlertStatus, FileRecord, FileStatus, PendingFile, utcnow
 from salesflow.ports import AggregateSpec
 
 if TYPE_CHECKING:
+    import polars as pl
     from sqlite_utils import Database as Database_
 
 SCHEMA = """
@@ -286,9 +285,24 @@ class SqliteTables:
     def read_aggregates(
         self, spec: AggregateSpec, *, column: str | None = None, values: Sequence[Any] | None = None
     ) -> pl.DataFrame:
+        return aggregates.from_rows(self._aggregate(spec, column, values), spec)
+
+    def aggregate_rows(
+        self, spec: AggregateSpec, *, column: str | None = None, values: Sequence[Any] | None = None
+    ) -> list[dict[str, Any]]:
+        return aggregates.to_dicts(self._aggregate(spec, column, values), spec)
+
+    def _aggregate(
+        self, spec: AggregateSpec, column: str | None, values: Sequence[Any] | None
+    ) -> list[tuple[Any, ...]]:
         if spec not in self._ready:
-            with self.db.transaction() as conn:
-                self._ensure(conn, spec)
+            with self.db.read() as conn:
+                complete = aggregates.is_complete(conn, spec)
+            if complete:  # a reader takes no write lock for a table that is all there
+                self._ready.add(spec)
+            else:
+                with self.db.transaction() as conn:
+                    self._ensure(conn, spec)
         with self.db.read() as conn:
             return aggregates.select(conn, spec, column, values)
 

@@ -18,13 +18,11 @@ import polars as pl
 from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from salesflow.kpis import CATEGORY_KPIS, ORDER_KPIS, TOTALS
 from salesflow.kpis.aggregates import (
-    CATEGORY_KPIS,
     METRICS,
-    ORDER_KPIS,
     RATIOS,
     TOTAL_METRICS,
-    TOTALS,
     TOTALS_BY,
     UNKNOWN,
     totals_columns,

@@ -18,7 +18,7 @@ from rich.table import Table
 from salesflow.config import Settings, load_settings
 from salesflow.errors import UsageError
 from salesflow.logs import one_line, printable
-from salesflow.ports import Backend
+from salesflow.ports import Backend, Tables
 
 DataDir = Annotated[
     Path | None,
@@ -77,18 +77,41 @@ def open_backend(settings: Settings, *, create: bool = False) -> Iterator[Backen
     if settings.backend == "local":
         if create:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        elif not (settings.db_path.is_file() or settings.bucket_dir.is_dir()):
-            raise UsageError(
-                f"no salesflow data in {settings.data_dir}"
-                + ("" if settings.data_dir.is_dir() else " (the folder does not exist)"),
-                hint="pass --data-dir (or set SALESFLOW_DATA_DIR) to where salesflow ingested "
-                "files; nothing has been ingested here yet",
-            )
+        else:
+            _require_data(settings)
     backend = build_backend(settings)
     try:
         yield backend
     finally:
         backend.close()
+
+
+@contextlib.contextmanager
+def open_tables(settings: Settings) -> Iterator[Tables]:
+    """The state tables alone, for commands that read nothing else (``kpis``, ``totals``):
+    locally, the SQLite file without the lake, so no Polars is imported."""
+    if settings.backend != "local":
+        with open_backend(settings) as backend:
+            yield backend.tables
+        return
+    from salesflow.adapters.sqlite.tables import SqliteTables
+
+    _require_data(settings)
+    tables = SqliteTables(settings.db_path, busy_seconds=settings.sqlite_busy_seconds)
+    try:
+        yield tables
+    finally:
+        tables.close()
+
+
+def _require_data(settings: Settings) -> None:
+    if not (settings.db_path.is_file() or settings.bucket_dir.is_dir()):
+        raise UsageError(
+            f"no salesflow data in {settings.data_dir}"
+            + ("" if settings.data_dir.is_dir() else " (the folder does not exist)"),
+            hint="pass --data-dir (or set SALESFLOW_DATA_DIR) to where salesflow ingested "
+            "files; nothing has been ingested here yet",
+        )
 
 
 @contextlib.contextmanager

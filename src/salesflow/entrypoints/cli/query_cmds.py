@@ -1,11 +1,15 @@
-"""Read-only commands: status, kpis, totals, audit (alerts: ``alert_cmds``)."""
+"""Read-only commands: status, kpis, totals, audit (alerts: ``alert_cmds``).
+
+``kpis`` and ``totals`` open the state tables alone and read plain rows: they import no
+Polars, so a new process shows a file's KPIs within a second of the service storing it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-import polars as pl
 import typer
 
 from salesflow.entrypoints.cli.common import (
@@ -15,20 +19,21 @@ from salesflow.entrypoints.cli.common import (
     console,
     emit_json,
     open_backend,
+    open_tables,
     safe,
     settings_for,
     table,
 )
+from salesflow.kpis import TOTALS
 from salesflow.logs import one_line
 from salesflow.ops import summaries as summary
-from salesflow.ops.audit import audit as run_audit
 
 
-def _frame(title: str, frame: pl.DataFrame, json_out: bool) -> None:
+def _rows(title: str, columns: Sequence[str], rows: list[dict[str, Any]], json_out: bool) -> None:
     if json_out:
-        emit_json(frame.to_dicts())
+        emit_json(rows)
     else:
-        console.print(table(title, frame.columns, frame.rows()))
+        console.print(table(title, columns, [[r[c] for c in columns] for r in rows]))
 
 
 def status(
@@ -86,16 +91,16 @@ def kpis(
     """
     if by not in ("day", "category"):
         raise typer.BadParameter("--by takes day or category")
-    with open_backend(settings_for(data_dir, backend)) as be:
-        frame = summary.kpis(
-            be,
+    with open_tables(settings_for(data_dir, backend)) as tables:
+        rows = summary.kpi_rows(
+            tables,
             by=by,
             start=since.date() if since else None,
             end=until.date() if until else None,
             category=category,
         )
     title = f"KPIs by {by}" if category is None else f"KPIs of {category}"
-    _frame(title, frame, json_out)
+    _rows(title, summary.kpi_spec(by, category).columns, rows, json_out)
 
 
 def totals(
@@ -112,8 +117,9 @@ def totals(
     """
     if by not in ("invoice", "customer", "day", "product"):
         raise typer.BadParameter("--by takes invoice, customer, day or product")
-    with open_backend(settings_for(data_dir, backend)) as be:
-        _frame(f"Totals by {by}", summary.totals(be, by=by, dataset=dataset), json_out)
+    with open_tables(settings_for(data_dir, backend)) as tables:
+        rows = summary.total_rows(tables, by=by, dataset=dataset)
+    _rows(f"Totals by {by}", TOTALS.columns, rows, json_out)
 
 
 def audit(
@@ -125,6 +131,8 @@ def audit(
 
     Example: salesflow audit && echo consistent
     """
+    from salesflow.ops.audit import audit as run_audit
+
     with open_backend(settings_for(data_dir, backend)) as be:
         report = run_audit(be)
     if json_out:

@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from salesflow.datasets import SPECS, get_spec
 from salesflow.entrypoints.cli.alert_cmds import undelivered_line
 from salesflow.entrypoints.cli.common import (
     BackendName,
@@ -29,6 +28,7 @@ from salesflow.entrypoints.cli.common import (
     settings_for,
     table,
 )
+from salesflow.layout import DATASETS
 from salesflow.ops import summaries as summary
 from salesflow.pipeline.state import StepState
 
@@ -78,6 +78,8 @@ def ingest(
 
     settings = settings_for(data_dir, backend, engine=engine, spark_master=spark_master)
     if dataset:
+        from salesflow.datasets import get_spec
+
         get_spec(dataset)
     paths = files_below(files)
     if not paths:
@@ -207,7 +209,7 @@ def validate(
 
 
 def generate(
-    dataset: Annotated[str, typer.Argument(help=f"one of: {', '.join(sorted(SPECS))}")],
+    dataset: Annotated[str, typer.Argument(help=f"one of: {', '.join(DATASETS)}")],
     rows: Annotated[int, typer.Option(help="records to write", min=0)] = 1000,
     out: Annotated[Path, typer.Option(help="folder to write into")] = Path("samples"),
     invalid_rate: Annotated[
