@@ -6,10 +6,13 @@ from typing import Any
 
 from benchmarks.approaches import LABELS
 
-TARGET_SPEEDUP = 5.0
-TARGET_FLOOR_RATIO = 2.0
+TARGET_SPEEDUP = 8.0
+TARGET_FLOOR_RATIO = 1.5
 TARGET_RSS_MB = 1024.0
 TARGET_LATENCY_S = 1.0
+TARGET_FILES_PER_S = 100.0
+TARGET_FLAT = 1.2
+"""The last tenth of the small files at most 20% slower per file than the first."""
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -103,6 +106,18 @@ def _targets(results: dict[str, Any]) -> list[str]:
             f"- drop-to-`salesflow kpis` latency < 1 s: {lat['visible_median_s']:.2f} s, "
             f"{_ok(lat['visible_median_s'] < TARGET_LATENCY_S)}"
         )
+    small = results.get("small_files")
+    if small:
+        growth = small["last_median_ms"] / small["first_median_ms"]
+        lines += [
+            f"- at least {TARGET_FILES_PER_S:g} small files/s: {small['files_per_second']:.1f}/s "
+            f"over {small['files']:,} one-event files, "
+            f"{_ok(small['files_per_second'] >= TARGET_FILES_PER_S)}",
+            f"- small files flat (last {small['window']:,} within 20% of the first, median per "
+            f"file): {small['first_median_ms']:.1f} vs {small['last_median_ms']:.1f} ms "
+            f"({growth - 1:+.0%}), {_ok(growth <= TARGET_FLAT)}; "
+            f"{small['fragments_at_end']} lake fragments at the end",
+        ]
     return lines
 
 

@@ -3,6 +3,7 @@
     python -m benchmarks.run                      # 0.5M, 2M, 5M rows, median of 3, latency
     python -m benchmarks.run --sizes 0.5M,2M --repeat 1
     python -m benchmarks.run --quick              # 100k rows, 1 run each: a smoke test
+    python -m benchmarks.run --sizes 5M --spark-sizes none --small-files 2000
     python -m benchmarks.run --sizes 1M --approaches salesflow --spark-sizes 1M --no-latency
 
 The Spark engine (``spark_local1``, ``spark_local2``: ``--engine spark`` on ``local[1]`` and
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import agree, latency, outside
+from benchmarks import pipeline_lake as small
 from benchmarks.approaches import APPROACHES, SPARK
 from benchmarks.data import DATA_DIR, Inputs, inputs
 from benchmarks.report import render
@@ -201,6 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         "on 2 cores)",
     )
     parser.add_argument("--no-latency", action="store_true", help="skip the latency test")
+    parser.add_argument(
+        "--small-files",
+        type=int,
+        default=10_000,
+        help="one-event files ingested in one call, per-file time compared between the first "
+        "and the last tenth (0 skips it)",
+    )
     parser.add_argument("--drops", type=int, default=5, help="latency: files dropped")
     parser.add_argument(
         "--latency-preload", default=None, help="latency: rows pre-loaded (default: smallest size)"
@@ -246,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             results["latency"] = latency.measure(inputs(preload), scratch, args.drops)
+        small_files = 200 if args.quick else args.small_files
+        if small_files:
+            print(f"== small files: {small_files:,} one-event files in one ingest", flush=True)
+            results["small_files"] = small.stream(small_files)
         if outside.available() and not args.no_outside:
             scale = 0.02 if args.quick else args.outside_scale
             try:
