@@ -53,8 +53,15 @@ class _Writer:
         import pyarrow.parquet as parquet
 
         self.path = path
+        # No dictionary pages: a chunk's rows of one month make row groups of a few thousand
+        # rows, too small for a dictionary to pay. Plain pages plus zstd wrote a 250k-row
+        # chunk over 76 months in ~0.6 of the time, and 22% smaller (thelook order items).
         self.writer: pq.ParquetWriter | None = parquet.ParquetWriter(
-            path, schema, compression="zstd", compression_level=COMPRESSION_LEVEL
+            path,
+            schema,
+            compression="zstd",
+            compression_level=COMPRESSION_LEVEL,
+            use_dictionary=False,
         )
 
     def write(self, table: pa.Table) -> None:
