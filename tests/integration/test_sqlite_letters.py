@@ -8,8 +8,11 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-from salesflow.adapters.sqlite.letters import SqliteDeadLetters
+import pytest
+
+from salesflow.adapters.sqlite.letters import TRIGGERS, SqliteDeadLetters
 from salesflow.adapters.sqlite.tables import SqliteTables
+from salesflow.errors import TerminalError
 from salesflow.models import DeadLetter, LetterStatus, Reason
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -148,3 +151,90 @@ def test_opening_an_existing_store_needs_no_write_lock(tmp_path: Path) -> None:
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def _letter(record: int, *rules: str, at: datetime = T0, dataset: str = "d") -> DeadLetter:
+    return DeadLetter(
+        id=f"1:{record}",
+        seq=1,
+        dataset=dataset,
+        source_file="inbox/d/a.csv",
+        record=record,
+        raw={"n": record},
+        reasons=[Reason(r, None, f"broke {r}") for r in rules],
+        created_at=at,
+    )
+
+
+def _rule_rows(path: Path) -> list[tuple[str, str, str, str]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT rule, id, dataset, status FROM letters_by_rule ORDER BY rule, id"
+        ).fetchall()
+
+
+def test_a_put_of_new_and_stored_ids_upserts_each_and_keeps_the_rule_rows_exact(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "salesflow.db"
+    letters = SqliteDeadLetters(path)
+    letters.put([_letter(1, "a", "b"), _letter(2, "a")])
+    later = T0.replace(year=2025)
+    letters.put(
+        [
+            _letter(3, "a", at=later),  # new
+            _letter(1, "c", "c", at=later),  # stored: new reasons (one rule, twice)
+            _letter(3, "b", at=later.replace(month=5)),  # new, twice in one call: last wins
+            _letter(4, "b", at=later),
+            _letter(600, "a", at=later),  # past the first INSERT statement's rows
+            *(_letter(100 + i, "z", at=later) for i in range(200)),
+        ]
+    )
+    one, three = letters.get(["1:1", "1:3"])
+    assert (one.created_at, one.rules) == (T0, ["c"])  # created_at kept
+    assert (three.created_at, three.rules) == (later, ["b"])  # the first put's created_at
+    assert letters.count() == 205
+    rows = [r for r in _rule_rows(path) if r[0] != "z"]
+    assert rows == [
+        ("a", "1:2", "d", "NEW"),
+        ("a", "1:600", "d", "NEW"),
+        ("b", "1:3", "d", "NEW"),
+        ("b", "1:4", "d", "NEW"),
+        ("c", "1:1", "d", "NEW"),
+    ]
+    before = _rule_rows(path)
+    letters.put(letters.get(["1:1", "1:3", "1:4"]))  # idempotent
+    assert _rule_rows(path) == before and letters.count() == 205
+    letters.close()
+
+
+def test_a_put_is_all_or_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "salesflow.db"
+    letters = SqliteDeadLetters(path)
+    letters.put([_letter(1, "a")])
+    broken = _letter(1, "b", dataset=None)  # type: ignore[arg-type]  # NOT NULL fails
+    with pytest.raises(TerminalError):  # the new ids are inserted before it fails
+        letters.put([*(_letter(i, "a") for i in range(2, 300)), broken])
+    assert letters.count() == 1 and letters.get(["1:1"])[0].rules == ["a"]
+    assert _rule_rows(path) == [("a", "1:1", "d", "NEW")]
+    letters.close()
+
+
+def test_an_older_release_rule_trigger_is_replaced_on_open(tmp_path: Path) -> None:
+    path = tmp_path / "salesflow.db"
+    SqliteDeadLetters(path).close()
+    old = TRIGGERS[0].replace("SELECT json_extract", "SELECT DISTINCT json_extract")
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TRIGGER letters_rules_on_insert")
+        conn.execute(old)
+    conn.close()
+    letters = SqliteDeadLetters(path)
+    letters.put([_letter(1, "a", "a", "b")])
+    assert _rule_rows(path) == [("a", "1:1", "d", "NEW"), ("b", "1:1", "d", "NEW")]
+    letters.close()
+    with sqlite3.connect(path) as conn:
+        [sql] = conn.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'letters_rules_on_insert'"
+        ).fetchone()
+    conn.close()
+    assert "DISTINCT" not in sql
