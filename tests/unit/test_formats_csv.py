@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from salesflow.datasets import get_spec
@@ -319,3 +320,52 @@ def test_a_quote_free_file_is_re_read_as_lines_with_the_csv_modules_records(
     # blank records (",," and "") are not numbered; ",,,x" has a 4th field and is a record
     assert by_lines[1] == {3: ["", "6", "7"], 4: ["", "", "", "x"]}
     assert by_lines[3] == {7: ["13", "", ""], 8: ["14", "15", "16"]}  # " " is a record
+
+
+def _mixed_products() -> bytes:
+    """Products in every shape at once: quoted commas and line breaks, escaped quotes,
+    blank lines, a record cut short, one with a field too many, a duplicate id, CRLF."""
+    rows = [PRODUCTS_HEADER]
+    for i in range(1, 41):
+        name = {
+            0: f'"Jeans, slim {i}"',
+            1: f'"two\nlines {i}"',
+            2: f'"say ""hi"" {i}"',
+        }.get(i % 5, f"Plain {i}")
+        rows.append(f"{i},5,Jeans,{name},B,9.5,Men,S{i},2")
+        if i % 9 == 0:
+            rows.append("")
+    rows += ["7,5,Jeans,Again,B,9.5,Men,S7,2", "41,5,Jeans,N", "42,5,Jeans,N,B,9.5,Men,S,2,extra"]
+    return ("\ufeff" + "\r\n".join(rows) + "\r\n").encode()
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 300])
+@pytest.mark.parametrize("chunk_rows", [1, 4, 1000])
+def test_a_file_read_in_blocks_reads_as_one_scan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int, chunk_rows: int
+) -> None:
+    from salesflow.validation import csv_source
+
+    path = write(tmp_path, "p.csv", _mixed_products())
+    whole = validate(path, "products", chunk_rows=chunk_rows)
+    assert csv_source.BLOCK_BYTES > path.stat().st_size  # one block: one scan, as before
+    monkeypatch.setattr(csv_source, "BLOCK_BYTES", block)
+    cut = validate(path, "products", chunk_rows=chunk_rows)
+    assert b"".join(csv_source.record_blocks(path, block)) == path.read_bytes()
+    assert cut.valid.equals(whole.valid)
+    assert cut.rejected.equals(whole.rejected)
+    assert rules_of(cut) == {
+        41: ["unique.key"],
+        42: ["structure.field_count"],
+        43: ["structure.field_count"],
+    }
+    assert [c.rows_in for c in cut.report.chunks] == [c.rows_in for c in whole.report.chunks]
+    assert whole.valid.filter(pl.col("id") == 6)["name"].to_list() == ["two\nlines 6"]
+
+
+def test_blocks_end_at_line_feeds_outside_quotes(tmp_path: Path) -> None:
+    from salesflow.validation.csv_source import record_blocks
+
+    path = write(tmp_path, "q.csv", b'h\n"a\nb"\nc\n"d""\ne"\nf')
+    blocks = list(record_blocks(path, 2))
+    assert blocks == [b"h\n", b'"a\nb"\n', b"c\n", b'"d""\ne"\n', b"f"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import polars as pl
+import pytest
 
 from salesflow.adapters.lake.compaction import plan, plan_all, tier
 from salesflow.adapters.lake.resolve import DUPLICATE, SUPERSEDED, decide
@@ -161,3 +162,20 @@ def test_key_cache_stays_within_its_budget() -> None:
     cache.learn(new, pl.Series([str(i) for i in range(600, 1_200)]))
     assert cache.missing([old, new]) == [old]  # least recently used out
     assert cache.may_hold([new], hash_keys(pl.Series(["700"]))) == [True]
+
+
+def test_only_the_fragments_the_cache_can_hold_are_learned_in_bounded_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fragments beyond the cache's room stay unlearned (read by the lookup): learning them
+    would evict what the same question needs, and every chunk would read them again."""
+    from salesflow.adapters.lake import reads
+
+    monkeypatch.setattr(reads, "LEARN_ROWS", 250)
+    cached = _fragment("1", "9", rows=400, path="cached")
+    fresh = [_fragment("1", "9", rows=100 + i, path=f"f{i}") for i in range(6)]
+    batches = list(reads._learnable([cached, *fresh], fresh, room=900))
+    learned = [f.path for batch in batches for f in batch]
+    assert learned == ["f0", "f1", "f2", "f3"]  # 400 + 100 + 101 + 102 + 103 <= 900 < + 104
+    assert all(sum(f.rows for f in b) <= 250 or len(b) == 1 for b in batches)
+    assert list(reads._learnable([cached, *fresh], fresh, room=400)) == []

@@ -17,6 +17,11 @@ A record whose field count differs from the header's is ``structure.field_count`
   missing values, because spreadsheets drop trailing empty cells. Polars reads a missing
   field as an empty one, so the records whose required fields are empty to the end of the
   line are counted again with the ``csv`` module.
+
+The body is parsed a block of bytes at a time (``record_blocks``), each block cut at a record
+boundary, and re-cut into chunks of ``chunk_rows`` records: memory holds a block and a chunk,
+whatever the file's size. (Polars' streaming ``collect_batches`` reads ahead of a slow
+consumer without bound: on a 4M-row file it held ~170 MB more than on a 1M-row one.)
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from salesflow.datasets.detect import match_header
@@ -41,6 +47,51 @@ _FIELD_LIMIT = 2**31 - 1
 
 
 _BLOCK = 1 << 24
+BLOCK_BYTES = 8 << 20
+"""Bytes of CSV parsed at a time (more while one record is longer than that)."""
+_QUOTE, _LF = ord('"'), ord("\n")
+
+
+def _last_boundary(data: bytes) -> int:
+    """The end (exclusive) of the last complete record in ``data``, which starts at a record
+    boundary, or -1: the position after the last line feed outside quotes. A quote toggles
+    quoting (an escaped ``""`` toggles twice), as Polars finds record boundaries."""
+    if b'"' not in data:
+        return data.rfind(b"\n") + 1 or -1
+    raw = np.frombuffer(data, dtype=np.uint8)
+    # quotes before each byte, mod 256 (uint8 wraps): its parity is all that counts
+    inside = np.cumsum(raw == _QUOTE, dtype=np.uint8) & 1
+    ends = np.flatnonzero((raw == _LF) & (inside == 0))
+    return int(ends[-1]) + 1 if len(ends) else -1
+
+
+def record_blocks(path: Path, size: int = BLOCK_BYTES) -> Iterator[bytes]:
+    """The bytes of ``path`` in blocks of about ``size`` bytes, each ending at a record
+    boundary (``_last_boundary``) or at the end of the file; joined, they are the file.
+
+    A file smaller than ``size`` is one block. In a bigger one, a stray quote inside an
+    unquoted field (``Levi"s``) shifts the boundaries as it shifts the chunks Polars' own
+    multithreaded reader splits a big file into: the file fails as ``structure.bad_csv``,
+    as it did before (a 14 MB file with one ``Levi"s`` and a quoted line break fails a
+    plain ``scan_csv(...).collect()``)."""
+    with path.open("rb") as fh:
+        carry = b""
+        while True:
+            block = fh.read(size)
+            if not block:
+                if carry:
+                    yield carry
+                return
+            data = carry + block if carry else block
+            if len(block) < size:  # the end: the rest whole, as one scan of it would read it
+                yield data
+                return
+            cut = _last_boundary(data)
+            if cut < 0:  # no complete record yet: read on
+                carry = data
+                continue
+            carry = data[cut:]
+            yield data[:cut] if cut < len(data) else data
 
 
 def quote_free(path: Path) -> bool:
@@ -169,19 +220,7 @@ def csv_chunks(
     names = unique_names(header)
     cols = [f"c{i}" for i in range(len(header))]
     shape = _Shape(spec, found, names, cols)
-    schema = {c: pl.Utf8 for c in cols} | {OVERFLOW: pl.Utf8}
-    lazy = pl.scan_csv(
-        text.path,
-        has_header=False,
-        skip_rows=1,
-        schema=schema,
-        truncate_ragged_lines=True,
-        empty_string_is_null=False,
-        missing_columns="insert",
-        extra_columns="ignore",  # a first record with extra fields is judged like any other
-        glob=False,  # a name such as "sales [2].csv" is a name, not a pattern
-        raise_if_empty=False,
-    )
+    schema: dict[str, pl.DataType] = {c: pl.Utf8() for c in [*cols, OVERFLOW]}
     fields = [
         pl.col(cols[found[f.name]]) if f.name in found else pl.lit(None, dtype=pl.Utf8)
         for f in spec.fields
@@ -199,7 +238,7 @@ def csv_chunks(
     again = RawRecords(text.path, len(cols) + 1)
     seen = 0
     try:
-        for batch in lazy.collect_batches(chunk_size=chunk_rows):
+        for batch in _batches(text.path, schema, chunk_rows):
             # One contiguous chunk per column: later column additions then never force a
             # copy of the whole frame to realign chunks.
             batch = batch.filter(~blank.fill_null(True)).rechunk()
@@ -226,6 +265,47 @@ def csv_chunks(
         ) from exc
     finally:
         again.close()
+
+
+def _parse(block: bytes, schema: dict[str, pl.DataType], *, header: bool) -> pl.DataFrame:
+    """The records of one block, every column a string (``header``: skip the first)."""
+    return pl.scan_csv(
+        io.BytesIO(block),
+        has_header=False,
+        skip_rows=1 if header else 0,
+        schema=schema,
+        truncate_ragged_lines=True,
+        empty_string_is_null=False,
+        missing_columns="insert",
+        extra_columns="ignore",  # a first record with extra fields is judged like any other
+        raise_if_empty=False,
+    ).collect()
+
+
+def _batches(path: Path, schema: dict[str, pl.DataType], chunk_rows: int) -> Iterator[pl.DataFrame]:
+    """The records of the file after its header, ``chunk_rows`` at a time (the last fewer),
+    parsed a block at a time."""
+    held: list[pl.DataFrame] = []
+    rows = 0
+    for n, block in enumerate(record_blocks(path, BLOCK_BYTES)):
+        frame = _parse(block, schema, header=n == 0)
+        del block
+        if frame.height == 0:
+            continue
+        held.append(frame)
+        rows += frame.height
+        if rows < chunk_rows:
+            continue
+        joined = pl.concat(held, rechunk=False) if len(held) > 1 else held[0]
+        start = 0
+        while rows - start >= chunk_rows:
+            yield joined.slice(start, chunk_rows)
+            start += chunk_rows
+        held = [joined.slice(start)] if rows > start else []
+        rows -= start
+        del joined
+    if rows:
+        yield pl.concat(held, rechunk=False) if len(held) > 1 else held[0]
 
 
 class _Shape:

@@ -66,9 +66,31 @@ def is_unknown(values: pl.Series, known: pl.Series | Array) -> pl.Series:
 class SeenKeys:
     """Record keys already met in the file; the first occurrence owns the key."""
 
+    _GROWTH = 1.25
+    """The integer buffer grows by a quarter when full (in place where the allocator can)."""
+
     def __init__(self) -> None:
-        self._ints: Array = np.empty(0, dtype=np.int64)
+        self._buffer: Array = np.empty(0, dtype=np.int64)
+        self._n = 0
         self._texts = pl.Series("_key", [], dtype=pl.Utf8)
+
+    @property
+    def _ints(self) -> Array:
+        """The integer keys seen so far, sorted (a view of the buffer's used part)."""
+        return self._buffer[: self._n]
+
+    def _remember(self, fresh: Array) -> None:
+        """Merge the sorted ``fresh`` ids into the sorted ones, in the buffer itself: it grows
+        in place (``ndarray.resize`` reallocates, which moves no pages of a big array) and the
+        stable sort (timsort) merges the two sorted runs in linear time with a buffer of the
+        smaller run. Memory: about 1.25 x 8 bytes a key plus a chunk, where a concatenated
+        copy held two copies of every key seen at the peak."""
+        need = self._n + len(fresh)
+        if need > len(self._buffer):
+            self._buffer.resize(max(need, int(need * self._GROWTH)), refcheck=False)
+        self._buffer[self._n : need] = fresh
+        self._buffer[:need].sort(kind="stable")
+        self._n = need
 
     def duplicates(self, ident: pl.Series) -> pl.Series:
         """True where ``ident`` (non-null) appeared earlier in this chunk or in an earlier
@@ -77,12 +99,7 @@ class SeenKeys:
         dup = present & ~ident.is_first_distinct()
         if ident.dtype.is_integer():
             dup = dup | _contains(self._ints, ident)
-            fresh = np.sort(ident.filter(present & ~dup).to_numpy())
-            # two sorted runs: the stable sort (timsort) merges them in linear time, in place
-            # (np.sort would hold a third copy of every key seen at the peak)
-            merged = np.concatenate([self._ints, fresh])
-            merged.sort(kind="stable")
-            self._ints = merged
+            self._remember(np.sort(ident.filter(present & ~dup).to_numpy()))
         else:
             dup = dup | (present & ident.is_in(self._texts.implode()))
             self._texts = pl.concat([self._texts, ident.filter(present & ~dup).cast(pl.Utf8)])

@@ -48,6 +48,8 @@ def empty_frame(columns: Sequence[str] = ()) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)
 
 
+LEARN_ROWS = 1_000_000
+"""Keys read at a time to fill the key cache (a batch of fragments, or one bigger one)."""
 HASH_PROBE_MAX = 200_000
 """Up to this many keys, a lookup asks the key cache before reading a fragment; more keys
 would cost more to search than the fragments cost to read."""
@@ -130,15 +132,21 @@ class LakeReader:
             return list(fragments)
         missing = self.keys.missing(fragments)
         if missing:
-            with fetch_all(self.store, missing) as sources:
-                found = scan_indexed(sources, ["_key"]).collect()
-            parts = found.partition_by("__frag", as_dict=True, include_key=False)
-            empty = pl.Series("_key", [], dtype=pl.String)
-            for index, fragment in enumerate(missing):
-                part = parts.get((index,))
-                self.keys.learn(fragment, empty if part is None else part.get_column("_key"))
+            for batch in _learnable(fragments, missing, self.keys.budget // KeyCache.ROW_BYTES):
+                self._learn(batch)
         hits = self.keys.may_hold(fragments, hash_keys(keys))
         return [f for f, hit in zip(fragments, hits, strict=True) if hit]
+
+    def _learn(self, fragments: Sequence[Fragment]) -> None:
+        """Read the keys of ``fragments`` and cache their hashes."""
+        with fetch_all(self.store, fragments) as sources:
+            found = scan_indexed(sources, ["_key"]).collect()
+        parts = found.partition_by("__frag", as_dict=True, include_key=False)
+        del found
+        empty = pl.Series("_key", [], dtype=pl.String)
+        for index, fragment in enumerate(fragments):
+            part = parts.pop((index,), None)
+            self.keys.learn(fragment, empty if part is None else part.get_column("_key"))
 
     def _again(self, attempt: Callable[[], _T]) -> _T:
         for tries in range(VANISHED_RETRIES):
@@ -179,6 +187,43 @@ class LakeReader:
                 day_list = pl.Series(sorted(set(days)), dtype=pl.Date)
                 frame = frame.filter(pl.col("_day").is_in(day_list.implode()))
             return frame.select(_columns(schema, wanted)).collect()
+
+    def aggregate(
+        self,
+        dataset: str,
+        queries: Callable[[pl.LazyFrame], list[pl.LazyFrame]],
+        *,
+        days: Collection[date],
+        columns: Sequence[str],
+    ) -> list[pl.DataFrame]:
+        """The results of ``queries`` over the current records whose ``_day`` is in ``days``
+        (``_day`` and ``columns`` only), run together by Polars' streaming engine: memory
+        holds the queries' state, not the records (a month of a bulk load is millions of
+        them, and ``read`` would hold them all)."""
+        return self._again(lambda: self._aggregate(dataset, queries, days, columns))
+
+    def _aggregate(
+        self,
+        dataset: str,
+        queries: Callable[[pl.LazyFrame], list[pl.LazyFrame]],
+        days: Collection[date],
+        columns: Sequence[str],
+    ) -> list[pl.DataFrame]:
+        everything = self.visible(dataset)
+        wanted = list(dict.fromkeys(["_day", *columns]))
+        months = {(d.year, d.month) for d in days}
+        fragments = [f for f in everything if (f.year, f.month) in months]
+        if not fragments:
+            return pl.collect_all(queries(self._empty(everything, wanted).lazy()))
+        schema = self.newest_schema(everything, fragments)
+        day_list = pl.Series(sorted(set(days)), dtype=pl.Date)
+        with fetch_all(self.store, fragments) as paths:
+            frame = (
+                scan(paths, schema)
+                .filter(pl.col("_day").is_in(day_list.implode()))
+                .select(_columns(schema, wanted))
+            )
+            return pl.collect_all(queries(frame), engine="streaming")
 
     def _empty(self, everything: Sequence[Fragment], wanted: list[str] | None) -> pl.DataFrame:
         if not everything:
@@ -257,6 +302,32 @@ class LakeReader:
             for seq, rows in found.iter_rows():
                 counts[int(seq)] = counts.get(int(seq), 0) + int(rows)
         return dict(sorted(counts.items()))
+
+
+def _learnable(
+    asked: Sequence[Fragment], missing: Sequence[Fragment], room: int
+) -> Iterator[list[Fragment]]:
+    """Those of ``missing`` whose keys the cache can take (``room`` keys) beside the cached
+    ones of ``asked``, in batches of about ``LEARN_ROWS`` keys. Learning more would evict
+    fragments this very question needs, which the next one reads again: a dataset bigger
+    than the cache (8M stored orders against 64 MB) was read whole for every chunk of a
+    file that refers to it, holding all its keys at once (~0.9 GB). The others are read
+    by the lookup, unpruned."""
+    gone = {content_key(f) for f in missing}
+    held = sum(f.rows for f in asked if content_key(f) not in gone)
+    batch: list[Fragment] = []
+    rows = 0
+    for fragment in missing:
+        if held + fragment.rows > room:
+            continue
+        held += fragment.rows
+        if batch and rows + fragment.rows > LEARN_ROWS:
+            yield batch
+            batch, rows = [], 0
+        batch.append(fragment)
+        rows += fragment.rows
+    if batch:
+        yield batch
 
 
 def _columns(schema: pl.Schema, wanted: Sequence[str] | None) -> list[pl.Expr]:

@@ -189,7 +189,7 @@ class KeyCache:
     least recently used fragments first out.
     """
 
-    _ROW_BYTES = 12
+    ROW_BYTES = 12
     _SCHEMA: ClassVar[dict[str, pl.DataType]] = {"h": pl.UInt64(), "s": pl.UInt32()}
 
     def __init__(self, budget: int = 64 << 20) -> None:
@@ -218,7 +218,7 @@ class KeyCache:
 
     def learn_hashes(self, fragment: Fragment, hashes: pl.Series) -> None:
         """Remember the keys of ``fragment`` by their ``hash_keys``."""
-        if hashes.len() * self._ROW_BYTES > self.budget:
+        if hashes.len() * self.ROW_BYTES > self.budget:
             return
         with self._lock:
             key = self._key(fragment)
@@ -233,7 +233,7 @@ class KeyCache:
             )
             self._delta = pl.concat([self._delta, rows])
             self._live += hashes.len()
-            while self._live * self._ROW_BYTES > self.budget and self._slots:
+            while self._live * self.ROW_BYTES > self.budget and self._slots:
                 self._drop(next(iter(self._slots)))
             if self._delta.height > max(65_536, self._main.height // 4):
                 self._merge()
