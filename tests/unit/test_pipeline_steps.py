@@ -265,3 +265,31 @@ def test_publish_without_refresh_settles_the_file_and_leaves_the_kpis_to_its_cal
     refresh_aggregates(backend.records, backend.tables, "sale_events", days)
     totals = backend.tables.read_aggregates(TOTALS).filter(pl.col("scope") == "sale_events.day")
     assert totals.sort("id").equals(by_delta.sort("id"))
+
+
+def _orders(n_bad: int, n_good: int) -> str:
+    good = SEED_002["orders"][0]
+    bad = SEED_002["orders"][1]
+    orders = [
+        {**bad, "order-info": {**bad["order-info"], "orderId": f"b{i}"}} for i in range(n_bad)
+    ] + [{**good, "order-info": {**good["order-info"], "OrderId": f"g{i}"}} for i in range(n_good)]
+    return json.dumps({"orders": orders})
+
+
+def test_key_manifests_are_numbered_without_gaps_and_a_half_done_drop_is_finished(
+    backend: Backend, settings: Settings
+) -> None:
+    """A chunk with no valid record writes no manifest, yet the parts are numbered 0, 1, 2...,
+    so part 0 exists whenever any part does; deleting from the last part down keeps it so
+    after a crash, and the redo's one probe of part 0 finds the leftovers and drops them."""
+    key = _put(backend, "inbox/orders_json/a.json", _orders(2, 4))
+    state = claim(backend, settings.model_copy(update={"chunk_rows": 1}), key)
+    load(backend, settings.model_copy(update={"chunk_rows": 1}), state)  # ... and dies here
+    prefix = f"reports/keys/orders_json/{state.seq:012d}-"
+    parts = [k for k in _objects(backend) if k.startswith(prefix)]
+    assert parts == [f"{prefix}{n:05d}.parquet" for n in range(4)]
+    backend.store.delete(parts[-1])  # a drop that died after its first delete
+    [redone] = recover(backend, settings)  # one chunk now: one part
+    assert redone.status == "SUCCESS" and redone.valid == 4 and redone.rejected == 2
+    assert [k for k in _objects(backend) if k.startswith(prefix)] == parts[:1]
+    assert audit(backend).ok

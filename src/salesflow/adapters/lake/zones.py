@@ -195,6 +195,9 @@ class KeyCache:
     def __init__(self, budget: int = 64 << 20) -> None:
         self.budget = budget
         self._slots: OrderedDict[tuple[object, ...], tuple[int, int]] = OrderedDict()
+        self._by_commit: dict[object, set[tuple[object, ...]]] = {}
+        """The cached fragments' keys by the commit that wrote them (``forget`` without a
+        scan of every slot)."""
         self._next_slot = 0
         self._main = pl.DataFrame(schema=self._SCHEMA)
         self._delta = pl.DataFrame(schema=self._SCHEMA)
@@ -227,6 +230,7 @@ class KeyCache:
             slot = self._next_slot
             self._next_slot += 1
             self._slots[key] = (slot, hashes.len())
+            self._by_commit.setdefault(key[1], set()).add(key)
             rows = pl.DataFrame(
                 {"h": hashes.cast(pl.UInt64), "s": pl.repeat(slot, hashes.len(), eager=True)},
                 schema=self._SCHEMA,
@@ -241,11 +245,16 @@ class KeyCache:
     def forget(self, commit: int) -> None:
         """Drop the entries of fragments ``commit`` wrote (it is discarded)."""
         with self._lock:
-            for key in [k for k in self._slots if k[1] == commit]:
+            for key in self._by_commit.get(commit, set()).copy():
                 self._drop(key)
 
     def _drop(self, key: tuple[object, ...]) -> None:
         slot, rows = self._slots.pop(key)
+        mine = self._by_commit.get(key[1])
+        if mine is not None:
+            mine.discard(key)
+            if not mine:
+                del self._by_commit[key[1]]
         self._dead.add(slot)
         self._live -= rows
 
