@@ -9,14 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from salesflow.datasets.spec import DatasetSpec
-from salesflow.kpis.aggregates import (
-    category_kpis,
-    category_kpis_query,
-    order_kpis,
-    order_kpis_query,
-    totals,
-    totals_columns,
-)
+from salesflow.kpis.aggregates import category_kpis, order_kpis, totals, totals_columns
 from salesflow.ports import RecordStore
 from salesflow.validation import validate_path
 from salesflow.validation.filewide import Reference
@@ -64,25 +57,12 @@ class PolarsEngine:
     def kpis(
         self, records: RecordStore, days: Collection[date]
     ) -> tuple[pl.DataFrame, pl.DataFrame]:
-        """Every KPI is per day, so the items are aggregated a month at a time. A store that
-        can (the lake's ``aggregate``) streams each month through the queries: memory holds
-        their state, not the month, whose records a bulk load counts in millions; another
-        is read a month at a time."""
+        """Every KPI is per day, so the items are read and aggregated a month at a time:
+        memory holds one month of records, not all of them (a bulk load touches every day)."""
         products = records.read("products", columns=["category"]).select("_key", "category")
         orders: list[pl.DataFrame] = [order_kpis(pl.DataFrame())]
         categories: list[pl.DataFrame] = [category_kpis(pl.DataFrame(), products)]
-        aggregate = getattr(records, "aggregate", None)
         for month in by_month(days):
-            if aggregate is not None:  # the lake streams the month through the queries
-                done = aggregate(
-                    "order_items",
-                    lambda items: [order_kpis_query(items), category_kpis_query(items, products)],
-                    days=month,
-                    columns=KPI_COLUMNS,
-                )
-                orders.append(done[0])
-                categories.append(done[1])
-                continue
             items = records.read("order_items", days=month, columns=KPI_COLUMNS)
             items = items.select("_day", *KPI_COLUMNS)
             orders.append(order_kpis(items))

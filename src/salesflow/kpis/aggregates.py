@@ -15,8 +15,6 @@ counted under ``"(unknown)"`` (referential rules normally prevent it).
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 import polars as pl
 
 from salesflow.kpis.specs import CATEGORY_KPIS, ORDER_KPIS, TOTALS
@@ -53,14 +51,11 @@ TOTAL_METRICS: dict[str, Expr] = {"total_amount": total(col("amount")), "records
 """The aggregations of every ``totals`` grouping."""
 
 
-_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
-
-
 def _metrics() -> list[pl.Expr]:
     return [to_polars(e).cast(ORDER_KPIS.schema[n]).alias(n) for n, e in METRICS.items()]
 
 
-def _finish(frame: _Frame, spec: AggregateSpec) -> _Frame:
+def _finish(frame: pl.DataFrame, spec: AggregateSpec) -> pl.DataFrame:
     return frame.with_columns([to_polars(e).alias(n) for n, e in RATIOS.items()]).select(
         [pl.col(c).cast(t) for c, t in spec.schema.items()]
     )
@@ -71,11 +66,6 @@ def order_kpis(items: pl.DataFrame) -> pl.DataFrame:
     ``sale_price``, ``order_id``)."""
     if items.is_empty():
         return pl.DataFrame(schema=ORDER_KPIS.schema)
-    return order_kpis_query(items.lazy()).collect()
-
-
-def order_kpis_query(items: pl.LazyFrame) -> pl.LazyFrame:
-    """``order_kpis`` as a query, for a caller that streams the records through it."""
     out = items.group_by(pl.col("_day").alias("day")).agg(_metrics()).sort("day")
     return _finish(out, ORDER_KPIS)
 
@@ -84,12 +74,7 @@ def category_kpis(items: pl.DataFrame, products: pl.DataFrame) -> pl.DataFrame:
     """Category x day KPIs; ``products`` has ``_key`` (product id as text) and ``category``."""
     if items.is_empty():
         return pl.DataFrame(schema=CATEGORY_KPIS.schema)
-    return category_kpis_query(items.lazy(), products).collect()
-
-
-def category_kpis_query(items: pl.LazyFrame, products: pl.DataFrame) -> pl.LazyFrame:
-    """``category_kpis`` as a query, for a caller that streams the records through it."""
-    cats = products.lazy().select(pl.col("_key").alias("_product"), pl.col("category"))
+    cats = products.select(pl.col("_key").alias("_product"), pl.col("category"))
     joined = items.with_columns(pl.col("product_id").cast(pl.String).alias("_product")).join(
         cats, on="_product", how="left"
     )

@@ -188,43 +188,6 @@ class LakeReader:
                 frame = frame.filter(pl.col("_day").is_in(day_list.implode()))
             return frame.select(_columns(schema, wanted)).collect()
 
-    def aggregate(
-        self,
-        dataset: str,
-        queries: Callable[[pl.LazyFrame], list[pl.LazyFrame]],
-        *,
-        days: Collection[date],
-        columns: Sequence[str],
-    ) -> list[pl.DataFrame]:
-        """The results of ``queries`` over the current records whose ``_day`` is in ``days``
-        (``_day`` and ``columns`` only), run together by Polars' streaming engine: memory
-        holds the queries' state, not the records (a month of a bulk load is millions of
-        them, and ``read`` would hold them all)."""
-        return self._again(lambda: self._aggregate(dataset, queries, days, columns))
-
-    def _aggregate(
-        self,
-        dataset: str,
-        queries: Callable[[pl.LazyFrame], list[pl.LazyFrame]],
-        days: Collection[date],
-        columns: Sequence[str],
-    ) -> list[pl.DataFrame]:
-        everything = self.visible(dataset)
-        wanted = list(dict.fromkeys(["_day", *columns]))
-        months = {(d.year, d.month) for d in days}
-        fragments = [f for f in everything if (f.year, f.month) in months]
-        if not fragments:
-            return pl.collect_all(queries(self._empty(everything, wanted).lazy()))
-        schema = self.newest_schema(everything, fragments)
-        day_list = pl.Series(sorted(set(days)), dtype=pl.Date)
-        with fetch_all(self.store, fragments) as paths:
-            frame = (
-                scan(paths, schema)
-                .filter(pl.col("_day").is_in(day_list.implode()))
-                .select(_columns(schema, wanted))
-            )
-            return pl.collect_all(queries(frame), engine="streaming")
-
     def _empty(self, everything: Sequence[Fragment], wanted: list[str] | None) -> pl.DataFrame:
         if not everything:
             return empty_frame(wanted or ())
