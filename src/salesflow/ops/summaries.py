@@ -134,11 +134,8 @@ def kpis(
     category: str | None = None,
 ) -> pl.DataFrame:
     """``kpi_rows`` as a frame with the spec's schema."""
-    import polars as pl
-
-    spec = kpi_spec(by, category)
     rows = kpi_rows(backend.tables, by=by, start=start, end=end, category=category)
-    return pl.DataFrame(rows, schema=spec.schema)
+    return _frame(rows, kpi_spec(by, category))
 
 
 def total_rows(tables: Tables, *, by: str, dataset: str | None = None) -> list[dict[str, Any]]:
@@ -153,7 +150,10 @@ def total_rows(tables: Tables, *, by: str, dataset: str | None = None) -> list[d
 
 def totals(backend: Backend, *, by: str, dataset: str | None = None) -> pl.DataFrame:
     """``total_rows`` as a frame with the spec's schema."""
+    return _frame(total_rows(backend.tables, by=by, dataset=dataset), TOTALS)
+
+
+def _frame(rows: list[dict[str, Any]], spec: AggregateSpec) -> pl.DataFrame:
     import polars as pl
 
-    rows = total_rows(backend.tables, by=by, dataset=dataset)
-    return pl.DataFrame(rows, schema=TOTALS.schema)
+    return pl.DataFrame(rows, schema=spec.schema)
