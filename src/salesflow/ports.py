@@ -394,7 +394,8 @@ class Lake(RecordStore, Protocol):
         """The current rows of ``keys``, reading only fragments that may hold them."""
 
     def contains(self, dataset: str, values: pl.Series) -> pl.Series:
-        """Per value: is a record with that key stored?"""
+        """Per value: is a record with that key stored? (Values of any type, compared with
+        the stored keys as text; nulls: False.)"""
 
     def local_paths(self, dataset: str) -> AbstractContextManager[list[Path]]:
         """Local files of the visible fragments, for DuckDB or Spark."""

@@ -2,9 +2,9 @@
 (``unique.key``), lines counted per invoice (Online Retail keys), and the keys of other
 datasets that references must match (``ref.*``).
 
-Integer ids, the bulk of big files, are kept as sorted numpy arrays and looked up by
-binary search: O(chunk x log(seen)) per chunk, where probing a growing Polars Series
-rebuilds a hash table of everything seen for every chunk.
+Integer ids, the bulk of big files, are kept as sorted numpy arrays (runs of consecutive
+ids as intervals) and looked up by binary search: O(chunk x log(seen)) per chunk, where
+probing a growing Polars Series rebuilds a hash table of everything seen for every chunk.
 """
 
 from __future__ import annotations
@@ -64,27 +64,59 @@ def is_unknown(values: pl.Series, known: pl.Series | Array) -> pl.Series:
 
 
 class SeenKeys:
-    """Record keys already met in the file; the first occurrence owns the key."""
+    """Record keys already met in the file; the first occurrence owns the key.
+
+    Integer ids are kept in two forms. Runs of consecutive ids (an export's auto-increment
+    ids are one run a chunk) are kept as intervals, 16 bytes a run; the ids outside a run of
+    ``RUN`` or more are kept one by one in a sorted buffer, 8 bytes each plus growth room.
+    A 20M-row file numbered 1..20M holds 80 intervals instead of 160 MB of ids. The two
+    forms never overlap: an id is remembered once, when first met.
+    """
 
     _GROWTH = 1.25
     """The integer buffer grows by a quarter when full (in place where the allocator can)."""
+    RUN = 4
+    """Consecutive ids kept as an interval from this length on (shorter: one by one)."""
 
     def __init__(self) -> None:
         self._buffer: Array = np.empty(0, dtype=np.int64)
         self._n = 0
+        self._lows: Array = np.empty(0, dtype=np.int64)
+        self._highs: Array = np.empty(0, dtype=np.int64)
         self._texts = pl.Series("_key", [], dtype=pl.Utf8)
 
     @property
     def _ints(self) -> Array:
-        """The integer keys seen so far, sorted (a view of the buffer's used part)."""
+        """The integer keys seen so far one by one, sorted (a view of the buffer's used
+        part)."""
         return self._buffer[: self._n]
 
+    def _in_runs(self, values: pl.Series) -> pl.Series:
+        """Whether each (non-null) value lies in one of the remembered intervals."""
+        if not len(self._lows):
+            return pl.Series(np.zeros(len(values), dtype=bool))
+        ints = values.fill_null(0).to_numpy()
+        at = np.searchsorted(self._lows, ints, side="right") - 1
+        inside = (at >= 0) & (ints <= self._highs[at.clip(0)])
+        return values.is_not_null() & pl.Series(inside)
+
     def _remember(self, fresh: Array) -> None:
-        """Merge the sorted ``fresh`` ids into the sorted ones, in the buffer itself: it grows
-        in place (``ndarray.resize`` reallocates, which moves no pages of a big array) and the
-        stable sort (timsort) merges the two sorted runs in linear time with a buffer of the
-        smaller run. Memory: about 1.25 x 8 bytes a key plus a chunk, where a concatenated
-        copy held two copies of every key seen at the peak."""
+        """Remember the sorted, distinct, never-seen ``fresh`` ids: their runs of ``RUN`` or
+        more as intervals, the rest merged into the sorted buffer in the buffer itself: it
+        grows in place (``ndarray.resize`` reallocates, which moves no pages of a big array)
+        and the stable sort (timsort) merges the two sorted runs in linear time."""
+        if not len(fresh):
+            return
+        starts = np.flatnonzero(np.diff(fresh) != 1) + 1
+        firsts = np.concatenate(([0], starts))
+        lengths = np.diff(np.concatenate((firsts, [len(fresh)])))
+        long = lengths >= self.RUN
+        if long.any():
+            lows, highs = fresh[firsts[long]], fresh[firsts[long] + lengths[long] - 1]
+            order = np.argsort(np.concatenate((self._lows, lows)), kind="stable")
+            self._lows = np.concatenate((self._lows, lows))[order]
+            self._highs = np.concatenate((self._highs, highs))[order]
+            fresh = fresh[np.repeat(~long, lengths)]
         need = self._n + len(fresh)
         if need > len(self._buffer):
             self._buffer.resize(max(need, int(need * self._GROWTH)), refcheck=False)
@@ -98,7 +130,7 @@ class SeenKeys:
         present = ident.is_not_null()
         dup = present & ~ident.is_first_distinct()
         if ident.dtype.is_integer():
-            dup = dup | _contains(self._ints, ident)
+            dup = dup | _contains(self._ints, ident) | self._in_runs(ident)
             self._remember(np.sort(ident.filter(present & ~dup).to_numpy()))
         else:
             dup = dup | (present & ident.is_in(self._texts.implode()))
