@@ -118,6 +118,11 @@ def _targets(results: dict[str, Any]) -> list[str]:
             f"({growth - 1:+.0%}), {_ok(growth <= TARGET_FLAT)}; "
             f"{small['fragments_at_end']} lake fragments at the end",
         ]
+    big = results.get("big_file")
+    if big:
+        from benchmarks.bigfile import render as render_big
+
+        lines += render_big(big)
     return lines
 
 

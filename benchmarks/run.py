@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import agree, latency, outside
+from benchmarks import agree, bigfile, latency, outside
 from benchmarks import pipeline_lake as small
 from benchmarks.approaches import APPROACHES, SPARK
 from benchmarks.data import DATA_DIR, Inputs, inputs
@@ -210,6 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         help="one-event files ingested in one call, per-file time compared between the first "
         "and the last tenth (0 skips it)",
     )
+    parser.add_argument(
+        "--big-file",
+        default="20M",
+        help="one order_items file of this many rows ingested alone, for its peak RSS "
+        "(0 skips it; ~4 min and 2.8 GB of CSV at 20M)",
+    )
     parser.add_argument("--drops", type=int, default=5, help="latency: files dropped")
     parser.add_argument(
         "--latency-preload", default=None, help="latency: rows pre-loaded (default: smallest size)"
@@ -259,6 +265,10 @@ def main(argv: list[str] | None = None) -> int:
         if small_files:
             print(f"== small files: {small_files:,} one-event files in one ingest", flush=True)
             results["small_files"] = small.stream(small_files)
+        big_rows = 100_000 if args.quick else parse_size(args.big_file)
+        if big_rows:
+            print(f"== one big file: {big_rows:,} order items ingested alone", flush=True)
+            results["big_file"] = bigfile.measure(big_rows, scratch)
         if outside.available() and not args.no_outside:
             scale = 0.02 if args.quick else args.outside_scale
             try:
