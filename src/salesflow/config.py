@@ -154,6 +154,12 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Path("salesflow-data")
     chunk_rows: int = Field(250_000, ge=1, description="rows validated at a time (bounds memory)")
+    audit_rows: int = Field(
+        2_000_000,
+        ge=1,
+        description="stored keys `salesflow audit` checks at a time (bounds its memory: the "
+        "keys are split into this many per pass by hash, the KPIs recomputed month by month)",
+    )
     poll_seconds: float = Field(1.0, gt=0, description="inbox polling fallback interval")
     settle_seconds: float = Field(
         2.0,

@@ -94,12 +94,13 @@ def _fragments(cli: Cli, dataset: str) -> list[Path]:
     return sorted((cli.data_dir / "bucket" / "lake" / dataset).rglob("part-*.parquet"))
 
 
-def test_a_key_held_by_an_older_versions_row_is_found(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows", ["2000000", "1"])  # one pass; one key a pass
+def test_a_key_held_by_an_older_versions_row_is_found(tmp_path: Path, rows: str) -> None:
     """monday.json then tuesday.json both hold s2; the lake is rewritten so s2 holds monday's
     row again: still one row per key, every fragment committed, but not the latest arrival's."""
     import polars as pl
 
-    cli = Cli(tmp_path / "data")
+    cli = Cli(tmp_path / "data", env={"SALESFLOW_AUDIT_ROWS": rows})
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     monday = tmp_path / "a" / "monday.json"
@@ -132,7 +133,8 @@ def test_a_key_held_by_an_older_versions_row_is_found(tmp_path: Path) -> None:
     assert "'s2' holds seq 1's row" in found[0] and "tuesday.json (seq 2)" in found[0]
 
 
-def test_a_line_of_a_replaced_version_left_in_the_lake_is_found(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rows", ["2000000", "1"])  # one pass; one key a pass
+def test_a_line_of_a_replaced_version_left_in_the_lake_is_found(tmp_path: Path, rows: str) -> None:
     """daily.csv v2 drops line 3 of v1; the lake is rewritten so v1's line 3 is back."""
     import polars as pl
 
@@ -141,7 +143,7 @@ def test_a_line_of_a_replaced_version_left_in_the_lake_is_found(tmp_path: Path) 
     def line(code: str) -> str:
         return f"537001,{code},ITEM,2,12/1/2010 8:26,10.0,17850,UK\n"
 
-    cli = Cli(tmp_path / "data")
+    cli = Cli(tmp_path / "data", env={"SALESFLOW_AUDIT_ROWS": rows})
     (tmp_path / "v1").mkdir()
     (tmp_path / "v2").mkdir()
     (tmp_path / "v1" / "daily.csv").write_text(header + line("X1") + line("X2") + line("X3"))

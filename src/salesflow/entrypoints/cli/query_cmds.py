@@ -133,8 +133,9 @@ def audit(
     """
     from salesflow.ops.audit import audit as run_audit
 
-    with open_backend(settings_for(data_dir, backend)) as be:
-        report = run_audit(be)
+    settings = settings_for(data_dir, backend)
+    with open_backend(settings) as be:
+        report = run_audit(be, rows_at_a_time=settings.audit_rows)
     if json_out:
         emit_json(report.to_dict())
     else:
