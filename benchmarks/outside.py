@@ -21,11 +21,11 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks import measured
 from benchmarks.data import DATA_DIR, Inputs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,16 +70,12 @@ def _rows(path: Path) -> int:
 
 
 def _timed(args: list[str], cwd: Path, log: Path) -> tuple[float, float, float]:
-    """Run ``args``; (wall seconds, peak RSS MB, CPU seconds) from ``wait4``."""
-    started = time.perf_counter()
+    """Run ``args``; (wall seconds, peak RSS MB, CPU seconds), see ``benchmarks.measured``."""
     with log.open("w") as err:
-        proc = subprocess.Popen(args, cwd=cwd, stdout=err, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{args[1]} failed ({code}):\n{log.read_text()[-3000:]}")
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+        done = measured.run(args, cwd=cwd, stdout=err, stderr=subprocess.STDOUT)
+    if done.code != 0:
+        raise RuntimeError(f"{args[1]} failed ({done.code}):\n{log.read_text()[-3000:]}")
+    return done.wall_s, done.peak_rss_mb, done.cpu_s
 
 
 def run_job(name: str, folder: Path, scratch: Path) -> dict[str, Any]:

@@ -12,7 +12,8 @@ engine (``salesflow``), so one run gives both and the 1 -> 2 core scaling; ``--s
 runs of each (default 1, so ``make bench`` stays within an hour on 2 cores).
 
 Every measurement runs in a fresh subprocess (``benchmarks.worker``); its peak RSS comes
-from ``wait4``. Approaches are interleaved within each repeat so a slow spell of the machine
+from ``wait4``, through a small launcher so the runner's own peak is not counted in it
+(``benchmarks.measured``). Approaches are interleaved within each repeat so a slow spell of the machine
 hits all of them alike. The run fails (exit 1) if the approaches disagree on counts or KPIs;
 otherwise it writes ``benchmarks/results/results.{md,json}`` and prints the table.
 """
@@ -27,12 +28,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import agree, bigfile, latency, outside
+from benchmarks import agree, bigfile, latency, measured, outside
 from benchmarks import pipeline_lake as small
 from benchmarks.approaches import APPROACHES, SPARK
 from benchmarks.data import DATA_DIR, Inputs, inputs
@@ -60,19 +60,15 @@ def measure(approach: str, data: Inputs, now: datetime, scratch: Path) -> dict[s
         "--workdir", str(scratch / f"work-{approach}"), "--out", str(out),
     ]  # fmt: skip
     load = os.getloadavg()[0]
-    started = time.perf_counter()
     with log.open("w") as err:
-        proc = subprocess.Popen(args, cwd=ROOT, stdout=err, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    process_seconds = time.perf_counter() - started
-    if proc.returncode != 0:
+        done = measured.run(args, cwd=ROOT, stdout=err, stderr=subprocess.STDOUT)
+    if done.code != 0:
         tail = log.read_text()[-3000:]
-        raise RuntimeError(f"{approach} at {data.rows} rows failed ({proc.returncode}):\n{tail}")
+        raise RuntimeError(f"{approach} at {data.rows} rows failed ({done.code}):\n{tail}")
     outcome: dict[str, Any] = json.loads(out.read_text())
-    outcome["process_seconds"] = process_seconds
-    outcome["peak_rss_mb"] = usage.ru_maxrss / 1024
-    outcome["process_cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    outcome["process_seconds"] = done.wall_s
+    outcome["peak_rss_mb"] = done.peak_rss_mb
+    outcome["process_cpu_seconds"] = done.cpu_s
     outcome["load_before"] = load
     return outcome
 
