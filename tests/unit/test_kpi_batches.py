@@ -76,3 +76,15 @@ def test_the_kpis_are_those_of_all_the_items_at_once(monkeypatch: pytest.MonkeyP
     store = Items(_items(per_day))
     orders, _ = PolarsEngine().kpis(store, per_day)
     assert orders.sort("day").equals(order_kpis(store.frame))
+
+
+def test_a_sparse_first_day_does_not_make_the_next_read_a_month(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first day of a bulk load's window is often nearly empty; reads grow by doubling."""
+    monkeypatch.setattr(polars_engine, "KPI_ROWS", 100)
+    per_day = {date(2024, 3, 1): 1} | {date(2024, 3, n): 50 for n in range(2, 32)}
+    store = Items(_items(per_day))
+    list(items_by_days(store, per_day))
+    sizes = [sum(per_day[d] for d in batch) for batch in store.reads]
+    assert sizes[:3] == [1, 100, 100] and max(sizes) <= 100

@@ -16,8 +16,9 @@ from salesflow.validation.filewide import Reference
 from salesflow.validation.report import Chunk
 
 KPI_COLUMNS = ["status", "sale_price", "order_id", "product_id"]
-KPI_ROWS = 1_000_000
-"""About this many order items are aggregated at a time by a KPI refresh."""
+KPI_ROWS = 500_000
+"""About this many order items are aggregated at a time by a KPI refresh (a batch costs
+~300 bytes an item at its peak: the read, the join with products, the group-bys)."""
 
 
 def by_month(days: Collection[date]) -> list[list[date]]:
@@ -31,16 +32,18 @@ def by_month(days: Collection[date]) -> list[list[date]]:
 def items_by_days(records: RecordStore, days: Collection[date]) -> Iterator[pl.DataFrame]:
     """The stored order items of ``days`` (``_day`` and ``KPI_COLUMNS``), a few consecutive
     days of one month at a time: the first read is one day, each next one as many days as
-    held about ``KPI_ROWS`` at the rate the last read found. A bulk load touches every day of
-    a few months; read a month at a time, 5M items a month took the 20M-row load to 1.4 GB."""
+    hold about ``KPI_ROWS`` at the densest rate read so far, and at most twice as many as
+    the last (a sparse first day must not make the next read a whole month). A bulk load
+    touches every day of a few months; read a month at a time, 5M items a month took the
+    20M-row load to 1.4 GB."""
     for month in by_month(days):
-        at, per_day = 0, 0.0
+        at, per_day, take = 0, 1.0, 1
         while at < len(month):
-            take = 1 if not per_day else max(1, int(KPI_ROWS / per_day))
             batch = month[at : at + take]
             items = records.read("order_items", days=batch, columns=KPI_COLUMNS)
-            per_day = max(items.height / len(batch), 1.0)
+            per_day = max(per_day, items.height / len(batch))
             at += len(batch)
+            take = max(1, min(2 * len(batch), int(KPI_ROWS / per_day)))
             yield items.select("_day", *KPI_COLUMNS)
 
 
