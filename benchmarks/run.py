@@ -13,9 +13,10 @@ runs of each (default 1, so ``make bench`` stays within an hour on 2 cores).
 
 Every measurement runs in a fresh subprocess (``benchmarks.worker``); its peak RSS comes
 from ``wait4``, through a small launcher so the runner's own peak is not counted in it
-(``benchmarks.measured``). Approaches are interleaved within each repeat so a slow spell of the machine
-hits all of them alike. The run fails (exit 1) if the approaches disagree on counts or KPIs;
-otherwise it writes ``benchmarks/results/results.{md,json}`` and prints the table.
+(``benchmarks.measured``). Approaches are interleaved within each repeat so a slow spell of
+the machine hits all of them alike. The run fails (exit 1) if the approaches disagree on
+counts or KPIs; otherwise it writes ``benchmarks/results/results.{md,json}`` and prints the
+table.
 """
 
 from __future__ import annotations
